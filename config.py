@@ -1,0 +1,80 @@
+"""Every hyperparameter in one place.
+
+Edit DEFAULTS or a preset for an experiment; any value can also be overridden
+on the command line (`python3 train.py --lr 0.05`), and `train.py --help`
+shows the comment beside each name here as that flag's help. A run saves the
+resolved values to `<ckpt_dir>/config.json`.
+
+Presets change a few values on top of DEFAULTS (`--preset NAME`):
+  seed   the 2019 recipe this project replaces: Adam, lr 1e-3, batch 16, lr x0.99
+         per epoch, no augmentation.
+  cifar  the recommended CIFAR-10 recipe (the default): Nesterov SGD, warm-up then
+         linear decay, label smoothing, crop and flip.
+"""
+
+DEFAULTS = dict(
+    # Data
+    data_dir='cifar',             # folder of the CIFAR-10 python pickles; downloaded there if absent
+    cifar_archive='',             # local cifar-10-python.tar.gz to extract instead of downloading
+    val_size=0,                   # training images held out as a validation split (0: none)
+    augment=True,                 # random crop (4-pixel padding) and horizontal flip when training
+    image_size=32,                # input resolution; images are resized in the graph if not 32
+    normalization='cifar',        # 'cifar': per-channel mean/std; 'inception': [-1, 1] as ImageNet checkpoints
+
+    # Model
+    width=1.0,                    # width multiplier (slim's depth_multiplier): 1.0, 0.75, 0.5, 0.25
+    min_depth=8,                  # no layer gets fewer channels than this, whatever the width
+    stem='cifar',                 # 'cifar': stride-1 first conv (2x2 final map on 32x32); 'imagenet': stride 2
+    use_explicit_padding=False,   # pad explicitly then VALID convs, so every runtime pads the same
+    dropout_keep_prob=0.999,      # keep probability of dropout before the logits
+    init_stddev=0.0,              # truncated-normal stddev of conv weights (slim: 0.09); 0: He init
+    batch_norm_decay=0.99,        # moving-average decay of batch-norm statistics (slim: 0.9997)
+    batch_norm_epsilon=0.001,     # batch-norm epsilon
+
+    # Optimisation
+    optimizer='nesterov',         # 'adam', 'momentum' or 'nesterov' (SGD with Nesterov momentum)
+    lr=0.2,                       # peak learning rate
+    momentum=0.9,                 # momentum of SGD ('momentum', 'nesterov')
+    lr_schedule='linear',         # 'exponential' (x lr_decay per epoch), 'step', 'cosine' or 'linear' (to 0)
+    lr_decay=0.99,                # 'exponential': factor per epoch
+    lr_step_epochs=30,            # 'step': epochs between drops
+    lr_step_factor=0.1,           # 'step': factor at each drop
+    warmup_epochs=2.0,            # linear warm-up from 0 over these epochs (0: none)
+    weight_decay=5e-4,            # L2 on conv weights, as slim: decay * sum(w**2) / 2
+    regularize_depthwise=False,   # also L2-decay the depthwise filters (slim: no)
+    label_smoothing=0.1,          # mix one-hot targets with the uniform distribution by this much
+    batch_size=128,               # training batch size
+    epochs=30,                    # epochs to train (a resumed run stops at the same total)
+    steps_per_epoch=0,            # steps in an epoch (0: one pass over the training set)
+
+    # Checkpoints and evaluation
+    ckpt_dir='ckpt',              # checkpoints, metrics.jsonl, config.json and TensorBoard events
+    keep_checkpoints=3,           # how many of the latest epoch checkpoints to keep (the best is kept too)
+    load_pretrain=False,          # start a new run from --pretrain_path (matching names and shapes only)
+    pretrain_path='',             # checkpoint prefix or folder for --load_pretrain 1
+    eval_batch_size=500,          # batch size when scoring the test and validation sets
+    seed=0,                       # seed of the graph, shuffling and the validation split
+)
+
+PRESETS = dict(
+    seed=dict(optimizer='adam', lr=1e-3, batch_size=16, lr_schedule='exponential', lr_decay=0.99,
+              warmup_epochs=0.0, augment=False, label_smoothing=0.0, weight_decay=4e-5, epochs=20),
+    cifar=dict(),
+)
+
+DEFAULT_PRESET = 'cifar'
+
+
+def _help_texts():
+    """The comment beside each DEFAULTS entry, read from this file so help and config agree."""
+    import re
+    texts = {}
+    with open(__file__, encoding='utf-8') as f:
+        for line in f:
+            match = re.match(r'\s+(\w+)=.*?#\s*(.+)$', line)
+            if match and match.group(1) in DEFAULTS:
+                texts.setdefault(match.group(1), match.group(2).strip())
+    return texts
+
+
+HELP = _help_texts()

@@ -1,0 +1,218 @@
+"""train.py end to end on a tiny learnable CIFAR-10: learning, resume, pretrained restore, errors."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import config
+import mobilenet
+import train
+
+v1 = tf.compat.v1
+
+# Small and quick: width 0.25, a few steps of batch 16; fast-moving batch-norm statistics.
+SMALL = ['--width', '0.25', '--batch_size', '16', '--batch_norm_decay', '0.8', '--eval_batch_size', '16']
+
+
+def run(capsys, data_dir, ckpt_dir, *flags):
+    """train.main with small settings; returns (exit code, stdout lines, stderr)."""
+    code = train.main(SMALL + ['--data_dir', str(data_dir), '--ckpt_dir', str(ckpt_dir)] + list(flags))
+    out, err = capsys.readouterr()
+    return code, out.strip().splitlines(), err
+
+
+def metrics(ckpt_dir):
+    return [json.loads(line) for line in (ckpt_dir / 'metrics.jsonl').read_text().splitlines()]
+
+
+def test_every_config_value_is_a_documented_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_config(['--help'])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for name in config.DEFAULTS:
+        assert '--' + name in text
+        assert config.HELP[name].split()[0] in text
+    for name in config.PRESETS:
+        assert name in text
+
+
+def test_presets_and_flags_resolve_in_order():
+    cfg = train.parse_config(['--preset', 'seed', '--batch_size', '32', '--augment', '0'])
+    assert (cfg['optimizer'], cfg['lr'], cfg['batch_size'], cfg['augment']) == ('adam', 1e-3, 32, False)
+    assert cfg['lr_schedule'] == 'exponential' and cfg['lr_decay'] == 0.99
+    # The old README's command means what it said.
+    cfg = train.parse_config('--lr 1e-3 --batch_size 16 --epochs 20 --load_pretrain 0'.split())
+    assert (cfg['lr'], cfg['batch_size'], cfg['epochs'], cfg['load_pretrain']) == (1e-3, 16, 20, False)
+
+
+def test_a_few_epochs_lower_the_loss_and_learn(capsys, tiny_cifar, tmp_path):
+    code, out, err = run(capsys, tiny_cifar, tmp_path, '--preset', 'seed', '--epochs', '8',
+                         '--steps_per_epoch', '10', '--lr', '3e-3')
+    assert code == 0, err
+    records = metrics(tmp_path)
+    assert [r['epoch'] for r in records] == list(range(1, 9))
+    assert [r['step'] for r in records] == list(range(10, 90, 10))
+    assert records[-1]['train_loss'] < 0.5 * records[0]['train_loss']
+    summary = json.loads(out[-1])
+    assert summary['epochs'] == 8 and summary['final_test_accuracy'] == records[-1]['test_accuracy']
+    assert summary['final_test_accuracy'] >= 0.6  # 40 test images, 10 classes: chance is 0.1
+    saved = json.loads((tmp_path / 'config.json').read_text())
+    assert saved['optimizer'] == 'adam' and saved['steps_per_epoch'] == 10
+    assert list(tmp_path.glob('events.out.tfevents.*'))
+    assert tf.train.latest_checkpoint(str(tmp_path / 'best'))
+
+
+def test_exponential_decay_is_0_99_per_epoch():
+    cfg = dict(train.parse_config(['--preset', 'seed']), lr=0.5)
+    with tf.Graph().as_default():
+        progress = v1.placeholder(tf.float32, [])
+        lr = train.learning_rate(cfg, progress)
+        with v1.Session() as sess:
+            got = [sess.run(lr, {progress: p}) for p in (0.0, 0.9, 1.0, 3.5)]
+    np.testing.assert_allclose(got, [0.5, 0.5, 0.5 * 0.99, 0.5 * 0.99 ** 3], rtol=1e-6)
+
+
+@pytest.mark.parametrize('schedule,at_half', [('cosine', 0.5), ('linear', 0.5), ('step', 0.1)])
+def test_other_schedules(schedule, at_half):
+    cfg = dict(train.parse_config([]), lr=1.0, lr_schedule=schedule, epochs=10, warmup_epochs=2.0,
+               lr_step_epochs=5)
+    with tf.Graph().as_default():
+        progress = v1.placeholder(tf.float32, [])
+        lr = train.learning_rate(cfg, progress)
+        with v1.Session() as sess:
+            assert sess.run(lr, {progress: 1.0}) < 0.55  # warm-up halfway: at most half the peak
+            np.testing.assert_allclose(sess.run(lr, {progress: 5.0}), at_half, rtol=1e-3)
+
+
+def test_resume_continues_step_epoch_lr_and_weights(capsys, tiny_cifar, tmp_path, monkeypatch):
+    flags = ['--preset', 'seed', '--epochs', '3', '--steps_per_epoch', '6', '--lr_decay', '0.5']
+    # Ctrl-C in the middle of epoch 2, after 4 of its 6 steps.
+    updates = []
+    real_update = train.tqdm.update
+
+    def interrupting_update(self, n=1):
+        updates.append(n)
+        if len(updates) == 10:
+            raise KeyboardInterrupt
+        return real_update(self, n)
+
+    monkeypatch.setattr(train.tqdm, 'update', interrupting_update)
+    code, _, err = run(capsys, tiny_cifar, tmp_path, *flags)
+    assert code == 130 and 'run the same command to resume' in err
+    prefix = tf.train.latest_checkpoint(str(tmp_path))
+    assert prefix.endswith('model.ckpt-10')
+    reader = tf.train.load_checkpoint(prefix)
+    assert (reader.get_tensor('train_state/epoch'), reader.get_tensor('train_state/step_in_epoch')) == (1, 4)
+    saved_weights = reader.get_tensor('MobilenetV1/Conv2d_0/weights')
+    monkeypatch.undo()
+
+    # The same command resumes: 2 more steps finish epoch 2, then epoch 3; no step is repeated.
+    code, out, err = run(capsys, tiny_cifar, tmp_path, *flags)
+    assert code == 0, err
+    assert any(line.startswith('Resuming from') and line.endswith('model.ckpt-10') for line in out)
+    records = metrics(tmp_path)
+    assert [(r['epoch'], r['step']) for r in records] == [(1, 6), (2, 12), (3, 18)]
+    # lr of the last step of each epoch: 1e-3 * 0.5**(epoch - 1).
+    np.testing.assert_allclose([r['lr'] for r in records], [1e-3, 5e-4, 2.5e-4], rtol=1e-5)
+    assert json.loads(out[-1])['epochs'] == 3
+    final = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path)))
+    # Adam moved on from the saved weights rather than from a fresh initialisation.
+    moved = final.get_tensor('MobilenetV1/Conv2d_0/weights') - saved_weights
+    assert 0 < np.abs(moved).max() < 0.05
+    assert final.get_tensor('MobilenetV1/Conv2d_0/weights/Adam').any()
+
+    # Once done, the same command trains nothing more.
+    code, out, _ = run(capsys, tiny_cifar, tmp_path, *flags)
+    assert code == 0 and len(metrics(tmp_path)) == 3 and json.loads(out[-1])['epochs'] == 3
+
+
+def write_imagenet_checkpoint(path, width=0.25):
+    """A stand-in for slim's mobilenet_v1_<width>_224.ckpt: same names, a 1001-class head."""
+    with tf.Graph().as_default():
+        images = v1.placeholder(tf.float32, [1, 224, 224, 3])
+        mobilenet.mobilenet_v1(images, num_classes=1001, depth_multiplier=width)
+        v1.train.get_or_create_global_step()
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            values = {v.op.name: sess.run(v) for v in v1.global_variables()}
+            return v1.train.Saver().save(sess, str(path), write_meta_graph=False), values
+
+
+def test_pretrained_restore_skips_a_mismatched_head(capsys, tiny_cifar, tmp_path):
+    prefix, values = write_imagenet_checkpoint(tmp_path / 'mobilenet_v1_0.25_224.ckpt')
+    ckpt_dir = tmp_path / 'run'
+    code, out, err = run(capsys, tiny_cifar, ckpt_dir, '--load_pretrain', '1', '--pretrain_path', prefix,
+                         '--epochs', '1', '--steps_per_epoch', '1', '--lr', '1e-12',
+                         '--optimizer', 'momentum', '--warmup_epochs', '0')
+    assert code == 0, err
+    assert out[0] == 'Restored 135 variables from %s; skipped 2:' % prefix
+    assert out[1].startswith('  MobilenetV1/Logits/Conv2d_1c_1x1/weights (checkpoint [1, 1, 256, 1001]')
+    assert out[2].startswith('  MobilenetV1/Logits/Conv2d_1c_1x1/biases')
+    assert metrics(ckpt_dir)[0]['step'] == 1  # the step count starts at zero, not the checkpoint's
+    after = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(ckpt_dir)))
+    for name in ('MobilenetV1/Conv2d_0/weights', 'MobilenetV1/Conv2d_13_pointwise/weights'):
+        np.testing.assert_allclose(after.get_tensor(name), values[name], atol=1e-6)
+
+
+def test_pretrained_float16_weights_restore(capsys, tiny_cifar, tmp_path):
+    _, values = write_imagenet_checkpoint(tmp_path / 'full')
+    with tf.Graph().as_default():
+        half = {n: tf.Variable(v.astype(np.float16)) for n, v in values.items() if v.dtype == np.float32}
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            prefix = v1.train.Saver(half).save(sess, str(tmp_path / 'half'), write_meta_graph=False)
+    (tmp_path / 'no_state').mkdir()
+    code, out, err = run(capsys, tiny_cifar, tmp_path / 'run', '--load_pretrain', '1',
+                         '--pretrain_path', str(tmp_path / 'no_state'), '--epochs', '1')
+    assert code == 2 and 'no checkpoint there' in err  # a folder without a "checkpoint" file
+    code, out, err = run(capsys, tiny_cifar, tmp_path / 'run', '--load_pretrain', '1',
+                         '--pretrain_path', prefix, '--epochs', '1', '--steps_per_epoch', '1')
+    assert code == 0, err
+    assert out[0].startswith('Restored 135 variables')
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, tmp_path):
+    flags = ['--optimizer', 'momentum', '--warmup_epochs', '0', '--steps_per_epoch', '3']
+    code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '1', '--lr', '1e-3', *flags)
+    assert code == 0, err
+    good = tf.train.latest_checkpoint(str(tmp_path))
+    code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '3', '--lr', '1e30', *flags)
+    assert code == 1
+    assert 'loss is nan' in err or 'loss is inf' in err
+    assert tf.train.latest_checkpoint(str(tmp_path)) == good
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--optimizer', 'rmsprop'], '--optimizer must be one of adam, momentum, nesterov'),
+    (['--load_pretrain', '1'], '--load_pretrain 1 needs --pretrain_path'),
+    (['--load_pretrain', '1', '--pretrain_path', '/nonexistent/model.ckpt'], '/nonexistent/model.ckpt'),
+    (['--batch_size', '0'], '--batch_size must be greater than 0'),
+    (['--batch_size', '4096'], '--batch_size 4096 is larger than the 160 training images'),
+])
+def test_bad_flags_get_one_line(capsys, tiny_cifar, tmp_path, flags, message):
+    code, _, err = run(capsys, tiny_cifar, tmp_path, *flags)
+    assert code == 2
+    assert err.startswith('train.py: error: ') and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_data_gets_one_line_naming_the_file(capsys, tiny_cifar, tmp_path):
+    broken = tmp_path / 'cifar'
+    broken.mkdir()
+    for f in tiny_cifar.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / 'data_batch_3').write_bytes((tiny_cifar / 'data_batch_3').read_bytes()[:500])
+    code, _, err = run(capsys, broken, tmp_path / 'ckpt', '--epochs', '1')
+    assert code == 2 and 'data_batch_3' in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, tmp_path / 'empty', tmp_path / 'ckpt', '--cifar_archive',
+                       str(tmp_path / 'missing.tar.gz'))
+    assert code == 2 and 'missing.tar.gz' in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_refuses_another_width(capsys, tiny_cifar, tmp_path):
+    code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '1', '--steps_per_epoch', '1')
+    assert code == 0, err
+    code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '2', '--width', '0.5')
+    assert code == 2 and '--width 0.5 differs from the run being resumed' in err

@@ -1,0 +1,416 @@
+"""Train MobileNetV1 on CIFAR-10 in TF1 graph mode.
+
+    python3 train.py                                   # recommended recipe (config.py's 'cifar')
+    python3 train.py --lr 1e-3 --batch_size 16 --epochs 20 --load_pretrain 0
+    python3 train.py --load_pretrain 1 --pretrain_path mobilenet_v1_1.0_224.ckpt
+
+Running the same command again resumes from the latest checkpoint in --ckpt_dir.
+Every value in config.py is a flag; see --help. The last line printed is a JSON
+summary of the run.
+"""
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+import config
+import data_utils
+import mobilenet
+
+v1 = tf.compat.v1
+tf.get_logger().setLevel('ERROR')  # Saver's deprecation notices are not the user's business
+
+# Variables that make a checkpoint a resumable run rather than just weights.
+STATE_SCOPE = 'train_state'
+# Values that change the variables' shapes; a resumed run must keep them.
+ARCHITECTURE_KEYS = ('width', 'min_depth', 'stem')
+
+
+class UsageError(Exception):
+    """A bad flag or path: str(e) is the one line shown to the user."""
+
+
+def parse_config(argv=None):
+    """Resolved hyperparameters: DEFAULTS, then the preset, then the flags given."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--preset', choices=sorted(config.PRESETS), default=config.DEFAULT_PRESET,
+                        help='named recipe applied on top of config.DEFAULTS (default: %(default)s)')
+    for name, default in config.DEFAULTS.items():
+        parser.add_argument('--' + name, type=_flag_type(default), default=None,
+                            metavar=type(default).__name__.upper(),
+                            help='%s (default: %r)' % (config.HELP[name], default))
+    args = parser.parse_args(argv)
+    cfg = dict(config.DEFAULTS, **config.PRESETS[args.preset])
+    cfg.update({k: v for k, v in vars(args).items() if v is not None and k != 'preset'})
+    cfg['preset'] = args.preset
+    return cfg
+
+
+def _flag_type(default):
+    if isinstance(default, bool):
+        return _parse_bool
+    return type(default)
+
+
+def _parse_bool(text):
+    value = {'1': True, 'true': True, 'yes': True, '0': False, 'false': False, 'no': False}
+    if text.lower() not in value:
+        raise argparse.ArgumentTypeError('expected 1/0 or true/false, got %r' % text)
+    return value[text.lower()]
+
+
+def check_config(cfg):
+    """Catch values that would only fail deep inside TensorFlow."""
+    choices = dict(optimizer=('adam', 'momentum', 'nesterov'), stem=tuple(mobilenet.STEMS),
+                   lr_schedule=('exponential', 'step', 'cosine', 'linear'),
+                   normalization=('cifar', 'inception'))
+    for key, allowed in choices.items():
+        if cfg[key] not in allowed:
+            raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
+    for key in ('lr', 'width', 'batch_size', 'epochs', 'eval_batch_size', 'keep_checkpoints',
+                'image_size'):
+        if not cfg[key] > 0:
+            raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
+    for key in ('steps_per_epoch', 'val_size', 'warmup_epochs', 'weight_decay'):
+        if cfg[key] < 0:
+            raise UsageError('--%s must be 0 or more, got %r' % (key, cfg[key]))
+    if not 0 < cfg['dropout_keep_prob'] <= 1:
+        raise UsageError('--dropout_keep_prob must be in (0, 1], got %r' % cfg['dropout_keep_prob'])
+    if not 0 <= cfg['label_smoothing'] < 1:
+        raise UsageError('--label_smoothing must be in [0, 1), got %r' % cfg['label_smoothing'])
+    if cfg['load_pretrain'] and not cfg['pretrain_path']:
+        raise UsageError('--load_pretrain 1 needs --pretrain_path (a checkpoint prefix or folder)')
+
+
+def build_model(images, cfg, num_classes, is_training, reuse=None):
+    """Logits of MobileNetV1 on raw 0..255 images; preprocessing is part of the graph."""
+    net = data_utils.normalize(images, cfg['normalization'])
+    logits, _ = mobilenet.mobilenet_v1(
+        net, num_classes=num_classes, dropout_keep_prob=cfg['dropout_keep_prob'],
+        is_training=is_training, min_depth=cfg['min_depth'], depth_multiplier=cfg['width'],
+        conv_defs=mobilenet.STEMS[cfg['stem']], reuse=reuse,
+        use_explicit_padding=cfg['use_explicit_padding'], weight_decay=cfg['weight_decay'],
+        stddev=cfg['init_stddev'] or None, regularize_depthwise=cfg['regularize_depthwise'],
+        batch_norm_decay=cfg['batch_norm_decay'], batch_norm_epsilon=cfg['batch_norm_epsilon'])
+    return logits
+
+
+def learning_rate(cfg, progress):
+    """Learning rate at `progress` (a float tensor, in epochs)."""
+    lr, total = cfg['lr'], float(cfg['epochs'])
+    if cfg['lr_schedule'] == 'exponential':
+        # Staircase: the old recipe's "x0.99 every epoch".
+        lr = lr * tf.pow(cfg['lr_decay'], tf.floor(progress))
+    elif cfg['lr_schedule'] == 'step':
+        lr = lr * tf.pow(cfg['lr_step_factor'], tf.floor(progress / cfg['lr_step_epochs']))
+    elif cfg['lr_schedule'] == 'cosine':
+        lr = lr * 0.5 * (1.0 + tf.cos(math.pi * tf.minimum(progress / total, 1.0)))
+    else:
+        lr = lr * tf.maximum(1.0 - progress / total, 0.0)
+    if cfg['warmup_epochs'] > 0:
+        lr = lr * tf.minimum(1.0, (progress + 1e-3) / cfg['warmup_epochs'])
+    return lr
+
+
+def make_optimizer(cfg, lr):
+    if cfg['optimizer'] == 'adam':
+        return v1.train.AdamOptimizer(lr)
+    return v1.train.MomentumOptimizer(lr, cfg['momentum'], use_nesterov=cfg['optimizer'] == 'nesterov')
+
+
+def build_graph(cfg, data, steps_per_epoch):
+    """The training graph: input pipelines, train and eval towers, optimizer, state."""
+    v1.set_random_seed(cfg['seed'])
+    g = argparse.Namespace()
+    num_classes = len(data['label_names'])
+
+    with v1.variable_scope(STATE_SCOPE):
+        g.global_step = v1.train.get_or_create_global_step()
+        g.epoch = v1.get_variable('epoch', [], tf.int64, v1.zeros_initializer(), trainable=False)
+        g.step_in_epoch = v1.get_variable('step_in_epoch', [], tf.int64, v1.zeros_initializer(),
+                                          trainable=False)
+        g.best_accuracy = v1.get_variable('best_accuracy', [], tf.float32, v1.zeros_initializer(),
+                                          trainable=False)
+        g.train_seconds = v1.get_variable('train_seconds', [], tf.float64, v1.zeros_initializer(),
+                                          trainable=False)
+        # Written from Python at epoch ends: one op sets all four.
+        g.state = dict(epoch=g.epoch, step_in_epoch=g.step_in_epoch,
+                       best_accuracy=g.best_accuracy, train_seconds=g.train_seconds)
+        g.state_feeds = {k: v1.placeholder(v.dtype.base_dtype, [], k) for k, v in g.state.items()}
+        g.set_state = tf.group([v.assign(g.state_feeds[k]) for k, v in g.state.items()])
+
+    images, labels, g.train_init, g.train_feed = data_utils.input_pipeline(
+        data['train_images'], data['train_labels'], cfg['batch_size'], training=True,
+        augment=cfg['augment'], image_size=cfg['image_size'], seed=cfg['seed'])
+    logits = build_model(images, cfg, num_classes, is_training=True)
+    # Before the optimizer adds its slots under the same scope.
+    g.model_variables = v1.global_variables(scope='MobilenetV1/')
+    targets = tf.one_hot(labels, num_classes)
+    if cfg['label_smoothing']:
+        targets = targets * (1.0 - cfg['label_smoothing']) + cfg['label_smoothing'] / num_classes
+    g.loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits))
+    g.accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
+                                        tf.float32))
+    regularization = v1.get_collection(v1.GraphKeys.REGULARIZATION_LOSSES)
+    total_loss = g.loss + tf.add_n(regularization) if regularization else g.loss
+
+    progress = tf.cast(g.epoch, tf.float32) + tf.cast(g.step_in_epoch, tf.float32) / steps_per_epoch
+    g.lr = learning_rate(cfg, progress)
+    with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
+        minimize = make_optimizer(cfg, g.lr).minimize(total_loss, g.global_step)
+    with tf.control_dependencies([minimize]):
+        g.train_op = v1.assign_add(g.step_in_epoch, 1)
+
+    g.eval = {}
+    for split in ('test', 'val'):
+        if not len(data[split + '_images']):
+            continue
+        images, labels, init, feed = data_utils.input_pipeline(
+            data[split + '_images'], data[split + '_labels'], cfg['eval_batch_size'],
+            training=False, image_size=cfg['image_size'])
+        logits = build_model(images, cfg, num_classes, is_training=False, reuse=True)
+        loss_sum = tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(
+            labels=tf.one_hot(labels, num_classes), logits=logits))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
+                                        tf.int64))
+        g.eval[split] = (init, feed, loss_sum, correct, len(data[split + '_labels']))
+
+    g.init = v1.global_variables_initializer()
+    g.saver = v1.train.Saver(max_to_keep=cfg['keep_checkpoints'], save_relative_paths=True)
+    g.best_saver = v1.train.Saver(max_to_keep=1, save_relative_paths=True)
+    return g
+
+
+def set_state(sess, g, **values):
+    sess.run(g.set_state, {g.state_feeds[k]: v for k, v in values.items()})
+
+
+def evaluate(sess, g, split):
+    """(mean loss, accuracy) over every image of the split."""
+    init, feed, loss_sum, correct, count = g.eval[split]
+    sess.run(init, feed)
+    total_loss, total_correct = 0.0, 0
+    while True:
+        try:
+            batch_loss, batch_correct = sess.run([loss_sum, correct])
+        except tf.errors.OutOfRangeError:
+            break
+        total_loss += batch_loss
+        total_correct += batch_correct
+    return total_loss / count, total_correct / count
+
+
+def restore_pretrained(sess, variables, path):
+    """Load every variable whose name and shape match `path`; return (restored, skipped)."""
+    prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
+    if not prefix or not v1.train.checkpoint_exists(prefix):
+        raise UsageError('--pretrain_path %s: no checkpoint there (expected a prefix such as '
+                         'mobilenet_v1_1.0_224.ckpt or a folder with a "checkpoint" file)' % path)
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    restored, skipped, assigns = [], [], {}
+    for var in variables:
+        name = var.op.name
+        if name not in shapes:
+            skipped.append('%s (not in checkpoint)' % name)
+        elif list(shapes[name]) != var.shape.as_list():
+            skipped.append('%s (checkpoint %s, model %s)' % (name, shapes[name], var.shape.as_list()))
+        else:
+            # Cast so float16-stored weights restore into float32 variables.
+            value = reader.get_tensor(name).astype(var.dtype.as_numpy_dtype)
+            feed = v1.placeholder(var.dtype.base_dtype, var.shape)
+            assigns[var.assign(feed)] = {feed: value}
+            restored.append(name)
+    if not restored:
+        raise UsageError('--pretrain_path %s: no variable matched by name and shape; is it a '
+                         'MobilenetV1 checkpoint?' % path)
+    for op, feed in assigns.items():
+        sess.run(op, feed)
+    return prefix, restored, skipped
+
+
+def load_data(cfg):
+    data_utils.ensure_cifar10(cfg['data_dir'], archive=cfg['cifar_archive'] or None)
+    data = data_utils.load_cifar10(cfg['data_dir'])
+    (data['train_images'], data['train_labels'],
+     data['val_images'], data['val_labels']) = data_utils.split_validation(
+        data['train_images'], data['train_labels'], cfg['val_size'], seed=cfg['seed'])
+    return data
+
+
+def check_resume_config(cfg, path):
+    """A resumed run must build the same variables as the checkpoint it resumes."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    for key in ARCHITECTURE_KEYS:
+        if key in saved and saved[key] != cfg[key]:
+            raise UsageError('--%s %r differs from the run being resumed in %s (%r); use another '
+                             '--ckpt_dir or the same value' % (key, cfg[key], os.path.dirname(path),
+                                                                 saved[key]))
+
+
+def write_scalars(writer, step, values):
+    summary = v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
+    writer.add_summary(summary, step)
+    writer.flush()
+
+
+def train(cfg):
+    """Train (or resume) the run in cfg['ckpt_dir']; return the summary dict."""
+    check_config(cfg)
+    ckpt_dir = cfg['ckpt_dir']
+    os.makedirs(ckpt_dir, exist_ok=True)
+    config_path = os.path.join(ckpt_dir, 'config.json')
+    latest = tf.train.latest_checkpoint(ckpt_dir)
+    if latest:
+        check_resume_config(cfg, config_path)
+    data = load_data(cfg)
+    num_train = len(data['train_labels'])
+    if num_train < cfg['batch_size']:
+        raise UsageError('--batch_size %d is larger than the %d training images'
+                         % (cfg['batch_size'], num_train))
+    steps_per_epoch = cfg['steps_per_epoch'] or num_train // cfg['batch_size']
+
+    with tf.Graph().as_default() as graph, v1.Session() as sess:
+        g = build_graph(cfg, data, steps_per_epoch)
+        sess.run(g.init)
+        if latest:
+            g.saver.restore(sess, latest)
+            print('Resuming from %s' % latest, flush=True)
+        elif cfg['load_pretrain']:
+            prefix, restored, skipped = restore_pretrained(sess, g.model_variables,
+                                                           cfg['pretrain_path'])
+            print('Restored %d variables from %s; skipped %d:' % (len(restored), prefix,
+                                                                  len(skipped)), flush=True)
+            for line in skipped:
+                print('  ' + line, flush=True)
+        with open(config_path + '.tmp', 'w') as f:
+            json.dump(dict(cfg, steps_per_epoch=steps_per_epoch), f, indent=1, sort_keys=True)
+        os.replace(config_path + '.tmp', config_path)
+        writer = v1.summary.FileWriter(ckpt_dir)
+        graph.finalize()  # nothing below may add ops: the training loop stays allocation-free
+        try:
+            return train_loop(cfg, sess, g, steps_per_epoch, writer)
+        finally:
+            writer.close()
+
+
+def train_loop(cfg, sess, g, steps_per_epoch, writer):
+    """Epochs until cfg['epochs']: train, evaluate, log, checkpoint. Ctrl-C saves first."""
+    ckpt_dir = cfg['ckpt_dir']
+    prefix = os.path.join(ckpt_dir, 'model.ckpt')
+    metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
+    sess.run(g.train_init, g.train_feed)
+    epoch, step_in_epoch, best, seconds = sess.run(
+        [g.epoch, g.step_in_epoch, g.best_accuracy, g.train_seconds])
+
+    def save():
+        g.saver.save(sess, prefix, global_step=g.global_step, write_meta_graph=False)
+
+    test_accuracy, images_per_sec = None, 0.0
+    bar, start = None, None
+    try:
+        while epoch < cfg['epochs']:
+            start = time.time()
+            losses, accuracies = [], []
+            bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, unit='step', file=sys.stderr,
+                       desc='epoch %d/%d' % (epoch + 1, cfg['epochs']), dynamic_ncols=True,
+                       mininterval=1.0 if sys.stderr.isatty() else 30.0)
+            for _ in range(step_in_epoch, steps_per_epoch):
+                _, loss, accuracy, lr = sess.run([g.train_op, g.loss, g.accuracy, g.lr])
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        'loss is %s at step %d (epoch %d); stopping without saving, the last good '
+                        'checkpoint in %s is untouched. Lower --lr or check the data.'
+                        % (loss, sess.run(g.global_step), epoch + 1, ckpt_dir))
+                losses.append(loss)
+                accuracies.append(accuracy)
+                bar.update()
+                bar.set_postfix(loss='%.3f' % loss, lr='%.4g' % lr, img_s='%.0f' % (
+                    len(losses) * cfg['batch_size'] / (time.time() - start)), refresh=False)
+            bar.close()
+            train_time = time.time() - start
+            images_per_sec = len(losses) * cfg['batch_size'] / max(train_time, 1e-9)
+            seconds += train_time
+            start = None
+            epoch += 1
+            step_in_epoch = 0
+
+            record = dict(epoch=int(epoch), step=int(sess.run(g.global_step)), lr=float(lr),
+                          train_loss=float(np.mean(losses)), train_accuracy=float(np.mean(accuracies)),
+                          images_per_sec=round(images_per_sec, 1))
+            for split in g.eval:
+                loss, accuracy = evaluate(sess, g, split)
+                record[split + '_loss'], record[split + '_accuracy'] = float(loss), float(accuracy)
+            test_accuracy = record['test_accuracy']
+            selection = record.get('val_accuracy', test_accuracy)
+            is_best = selection > best
+            best = max(best, selection)
+            record['train_seconds'] = round(seconds, 1)
+
+            set_state(sess, g, epoch=epoch, step_in_epoch=0, best_accuracy=best,
+                      train_seconds=seconds)
+            save()
+            if is_best:
+                g.best_saver.save(sess, os.path.join(ckpt_dir, 'best', 'model.ckpt'),
+                                  global_step=g.global_step, write_meta_graph=False)
+            with open(metrics_path, 'a') as f:
+                f.write(json.dumps(record) + '\n')
+            write_scalars(writer, record['step'], {k: v for k, v in record.items()
+                                                   if k not in ('epoch', 'step')})
+            print('epoch %d/%d  loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f%s  '
+                  '%.0f img/s  %.0f s' % (
+                      epoch, cfg['epochs'], record['train_loss'], record['train_accuracy'],
+                      record['test_loss'], test_accuracy,
+                      '  val acc %.4f' % record['val_accuracy'] if 'val_accuracy' in record else '',
+                      images_per_sec, train_time), flush=True)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        epoch_done, step_done = sess.run([g.epoch, g.step_in_epoch])
+        set_state(sess, g, epoch=epoch_done, step_in_epoch=step_done, best_accuracy=best,
+                  train_seconds=seconds + (time.time() - start if start else 0.0))
+        save()
+        print('Interrupted: saved %s-%d; run the same command to resume.'
+              % (prefix, sess.run(g.global_step)), file=sys.stderr, flush=True)
+        raise
+
+    return dict(final_test_accuracy=test_accuracy, best_accuracy=float(best),
+                best_on='val' if 'val' in g.eval else 'test', epochs=int(epoch),
+                train_seconds=round(seconds, 1), images_per_sec=round(images_per_sec, 1),
+                ckpt=tf.train.latest_checkpoint(ckpt_dir))
+
+
+def _interrupt(signum, frame):
+    # SIGTERM (kill, a scheduler's preemption) saves and exits like Ctrl-C.
+    raise KeyboardInterrupt
+
+
+def main(argv=None):
+    cfg = parse_config(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        summary = train(cfg)
+    except (UsageError, data_utils.DataError, FloatingPointError) as e:
+        print('train.py: error: %s' % e, file=sys.stderr)
+        return 2 if not isinstance(e, FloatingPointError) else 1
+    except KeyboardInterrupt:
+        return 130
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
