@@ -60,7 +60,10 @@ def softmax(logits, scope=None):
     """Softmax over the last axis, named like slim's: `<scope>/Reshape_1` is the output."""
     with tf.name_scope(scope or 'Softmax'):
         flat = tf.reshape(logits, [-1, logits.shape[-1]])
-        return tf.reshape(tf.nn.softmax(flat), tf.shape(logits))
+        # A static target shape where known: importers such as OpenCV's cannot run Shape ops.
+        shape = logits.shape[1:]
+        target = [-1] + shape.as_list() if shape.is_fully_defined() else tf.shape(logits)
+        return tf.reshape(tf.nn.softmax(flat), target)
 
 
 def _weights(name, shape, stddev, weight_decay):

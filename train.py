@@ -46,7 +46,7 @@ def parse_config(argv=None):
     parser.add_argument('--preset', choices=sorted(config.PRESETS), default=config.DEFAULT_PRESET,
                         help='named recipe applied on top of config.DEFAULTS (default: %(default)s)')
     for name, default in config.DEFAULTS.items():
-        parser.add_argument('--' + name, type=_flag_type(default), default=None,
+        parser.add_argument('--' + name, type=flag_type(default), default=None,
                             metavar=type(default).__name__.upper(),
                             help='%s (default: %r)' % (config.HELP[name], default))
     args = parser.parse_args(argv)
@@ -56,7 +56,7 @@ def parse_config(argv=None):
     return cfg
 
 
-def _flag_type(default):
+def flag_type(default):
     if isinstance(default, bool):
         return _parse_bool
     return type(default)
@@ -297,7 +297,8 @@ def train(cfg):
             for line in skipped:
                 print('  ' + line, flush=True)
         with open(config_path + '.tmp', 'w') as f:
-            json.dump(dict(cfg, steps_per_epoch=steps_per_epoch), f, indent=1, sort_keys=True)
+            json.dump(dict(cfg, steps_per_epoch=steps_per_epoch, label_names=data['label_names']),
+                      f, indent=1, sort_keys=True)
         os.replace(config_path + '.tmp', config_path)
         writer = v1.summary.FileWriter(ckpt_dir)
         graph.finalize()  # nothing below may add ops: the training loop stays allocation-free

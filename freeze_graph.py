@@ -1,0 +1,175 @@
+"""Freeze a trained checkpoint into a self-contained .pb (and TFLite) for devices.
+
+    python3 freeze_graph.py                                   # latest checkpoint in ckpt/
+    python3 freeze_graph.py --ckpt ckpt/best --output frozen/mobilenet_v1.pb --tflite float32,int8
+
+The graph is rebuilt for inference (batch norm on its moving statistics, no
+dropout, no training ops), variables become constants and batch norm is folded
+into the convolutions. Preprocessing is inside the graph, so the model takes raw
+RGB pixels:
+
+    input                               float32 [batch, S, S, 3], 0..255, NHWC, RGB
+    MobilenetV1/Predictions/Reshape_1   float32 [batch, classes], softmax probabilities
+    MobilenetV1/Logits/SpatialSqueeze   float32 [batch, classes], logits
+
+Beside OUTPUT.pb go OUTPUT.json (input size, classes, labels, width,
+preprocessing, node names) and OUTPUT_labels.txt; with --tflite, OUTPUT.tflite
+(float32) and OUTPUT_int8.tflite (full-integer: uint8 pixels in, uint8
+probabilities out, calibrated on training images).
+"""
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.tools import optimize_for_inference_lib
+
+import config
+import data_utils
+import inference
+
+v1 = tf.compat.v1
+tf.get_logger().setLevel('ERROR')
+
+# Ops a frozen inference graph may hold; anything else (variables, training ops) is a bug.
+INFERENCE_OPS = {'Placeholder', 'Const', 'Conv2D', 'DepthwiseConv2dNative', 'BiasAdd', 'Relu6',
+                 'AvgPool', 'Mean', 'Squeeze', 'Reshape', 'Softmax', 'Pad', 'Identity'}
+TFLITE_KINDS = ('float32', 'int8')
+
+
+def freeze(prefix, cfg, num_classes):
+    """A frozen, batch-norm-folded GraphDef of the checkpoint."""
+    with tf.Graph().as_default() as graph, v1.Session() as sess:
+        inference.build_inference_graph(cfg, num_classes)
+        inference.restore_for_inference(sess, prefix, cfg)
+        outputs = [inference.OUTPUT_NODE, inference.LOGITS_NODE]
+        frozen = v1.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), outputs)
+    # toco_compatible: no FusedPadConv2D/FusedResizeAndPadConv2D, which other runtimes lack.
+    frozen = optimize_for_inference_lib.optimize_for_inference(
+        frozen, [inference.INPUT_NODE], outputs, tf.float32.as_datatype_enum, toco_compatible=True)
+    leftover = sorted({node.op for node in frozen.node} - INFERENCE_OPS)
+    if leftover:
+        raise AssertionError('frozen graph still holds %s' % ', '.join(leftover))
+    return frozen
+
+
+def write_atomically(path, data):
+    """No half-written model if the process dies mid-write."""
+    mode = 'wb' if isinstance(data, bytes) else 'w'
+    with open(path + '.tmp', mode) as f:
+        f.write(data)
+    os.replace(path + '.tmp', path)
+
+
+def metadata(cfg, num_classes, labels, prefix):
+    scale_offset = {'cifar': dict(mean=list(data_utils.CIFAR10_MEAN), std=list(data_utils.CIFAR10_STD)),
+                    'inception': dict(mean=[127.5] * 3, std=[127.5] * 3)}[cfg['normalization']]
+    return dict(
+        input=inference.INPUT_NODE, output=inference.OUTPUT_NODE, logits=inference.LOGITS_NODE,
+        input_size=cfg['image_size'], input_layout='NHWC', input_channels='RGB',
+        input_range=[0, 255], num_classes=num_classes, labels=labels,
+        preprocessing=dict(in_graph=True, mode=cfg['normalization'],
+                           formula='(pixel - mean) / std', **scale_offset),
+        architecture={k: cfg[k] for k in inference.ARCHITECTURE_KEYS}, checkpoint=prefix)
+
+
+def to_tflite(graph_def, kind, calibration_images=None):
+    """TFLite bytes from the frozen graph: float32, or full-integer calibrated on images."""
+    with tf.Graph().as_default() as graph:
+        v1.import_graph_def(graph_def, name='')
+        with v1.Session(graph=graph) as sess:
+            converter = v1.lite.TFLiteConverter.from_session(
+                sess, [graph.get_tensor_by_name(inference.INPUT_NODE + ':0')],
+                [graph.get_tensor_by_name(inference.OUTPUT_NODE + ':0')])
+            if kind == 'int8':
+                def representative_dataset():
+                    for image in calibration_images:
+                        yield [image[None].astype(np.float32)]
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = representative_dataset
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                # Pixels 0..255 are exactly uint8 with scale 1: no rounding at the input.
+                converter.inference_input_type = tf.uint8
+                converter.inference_output_type = tf.uint8
+            return converter.convert()
+
+
+def calibration_set(data_dir, count, size, seed=0):
+    """`count` training images, at the model's input size, spread over the whole set."""
+    data_utils.ensure_cifar10(data_dir)
+    images = np.concatenate([data_utils.load_batch(os.path.join(data_dir, name))[0]
+                             for name in data_utils.TRAIN_FILES])
+    chosen = images[np.random.RandomState(seed).choice(len(images), count, replace=False)]
+    return inference.resize_images(chosen, size)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--ckpt', default=config.DEFAULTS['ckpt_dir'],
+                        help='checkpoint prefix, or a folder: its latest checkpoint (default: %(default)s)')
+    parser.add_argument('--output', default='frozen/mobilenet_v1.pb',
+                        help='frozen graph to write; metadata, labels and TFLite go beside it '
+                             '(default: %(default)s)')
+    parser.add_argument('--tflite', default='float32',
+                        help="comma-separated TFLite files to write: float32, int8, or 'none' "
+                             '(default: %(default)s)')
+    parser.add_argument('--calibration_images', type=int, default=500,
+                        help='training images that calibrate the int8 model (default: %(default)s)')
+    parser.add_argument('--data_dir', default=config.DEFAULTS['data_dir'],
+                        help='CIFAR-10 folder, for int8 calibration (default: %(default)s)')
+    parser.add_argument('--num_classes', type=int, default=None,
+                        help="expected class count; an error if the checkpoint's differs")
+    inference.add_architecture_flags(parser)
+    args = parser.parse_args(argv)
+    kinds = [] if args.tflite == 'none' else args.tflite.split(',')
+    bad = [k for k in kinds if k not in TFLITE_KINDS]
+    if bad:
+        parser.error("--tflite: unknown kind %s; pass float32, int8, 'float32,int8' or none"
+                     % ', '.join(bad))
+    args.tflite_kinds = kinds
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        prefix = inference.checkpoint_prefix(args.ckpt)
+        num_classes = inference.checkpoint_num_classes(prefix)
+        if args.num_classes is not None and args.num_classes != num_classes:
+            raise inference.ModelError('%s: has %d classes, not --num_classes %d'
+                                       % (prefix, num_classes, args.num_classes))
+        cfg, labels = inference.resolve_checkpoint_config(prefix,
+                                                          inference.architecture_overrides(args))
+        labels = labels or ['class_%d' % i for i in range(num_classes)]
+        calibration = None
+        if 'int8' in args.tflite_kinds:
+            calibration = calibration_set(args.data_dir, args.calibration_images, cfg['image_size'])
+        graph_def = freeze(prefix, cfg, num_classes)
+    except (inference.ModelError, data_utils.DataError) as e:
+        print('freeze_graph.py: error: %s' % e, file=sys.stderr)
+        return 2
+
+    stem = os.path.splitext(args.output)[0]
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    written = [args.output, stem + '.json', stem + '_labels.txt']
+    write_atomically(args.output, graph_def.SerializeToString())
+    write_atomically(stem + '.json', json.dumps(metadata(cfg, num_classes, labels, prefix), indent=1) + '\n')
+    write_atomically(stem + '_labels.txt', '\n'.join(labels) + '\n')
+    for kind in args.tflite_kinds:
+        path = stem + ('_int8' if kind == 'int8' else '') + '.tflite'
+        write_atomically(path, to_tflite(graph_def, kind, calibration))
+        written.append(path)
+    for path in written:
+        print('wrote %s (%s bytes)' % (path, format(os.path.getsize(path), ',')))
+    print(json.dumps(dict(checkpoint=prefix, files=written, input=inference.INPUT_NODE,
+                          output=inference.OUTPUT_NODE, logits=inference.LOGITS_NODE)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

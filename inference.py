@@ -1,0 +1,268 @@
+"""A trained model as a function from raw RGB pixels to class probabilities.
+
+One interface over the four forms a model takes here, so that evaluate.py and
+predict.py treat them alike and the tests can compare them:
+
+    checkpoint   a train.py checkpoint (prefix or folder), rebuilt for inference
+    .pb          a frozen GraphDef from freeze_graph.py
+    .tflite      float32 or full-integer TFLite from freeze_graph.py
+    opencv:PATH  a frozen .pb run by OpenCV's dnn module
+
+Each takes float or uint8 NHWC images in 0..255 at the model's input size and
+returns float32 probabilities [N, num_classes]; `labels` and `input_size` come
+from the metadata written beside the model.
+"""
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+import config
+import train  # the one definition of the model as trained
+
+v1 = tf.compat.v1
+
+INPUT_NODE = 'input'
+OUTPUT_NODE = 'MobilenetV1/Predictions/Reshape_1'
+LOGITS_NODE = 'MobilenetV1/Logits/SpatialSqueeze'
+LOGITS_BIASES = 'MobilenetV1/Logits/Conv2d_1c_1x1/biases'
+# What a frozen graph or TFLite model needs to know about the run, kept in its metadata.
+ARCHITECTURE_KEYS = ('width', 'min_depth', 'stem', 'use_explicit_padding', 'image_size',
+                     'normalization')
+
+
+class ModelError(Exception):
+    """A model file that cannot be used: str(e) is one line naming it."""
+
+
+def checkpoint_prefix(path):
+    """The checkpoint prefix for a prefix, a folder with a 'checkpoint' file, or a .index file."""
+    if os.path.isdir(path):
+        prefix = tf.train.latest_checkpoint(path)
+        if not prefix:
+            raise ModelError('%s: no checkpoint in this folder (no "checkpoint" index file)' % path)
+        return prefix
+    for suffix in ('.index', '.data-00000-of-00001'):
+        if path.endswith(suffix):
+            path = path[:-len(suffix)]
+    if not os.path.exists(path + '.index'):
+        raise ModelError('%s: no such checkpoint (expected %s.index)' % (path, path))
+    return path
+
+
+def run_config(prefix):
+    """The training config saved beside a checkpoint (in its folder or the folder above)."""
+    folder = os.path.dirname(os.path.abspath(prefix))
+    for candidate in (folder, os.path.dirname(folder)):
+        path = os.path.join(candidate, 'config.json')
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+    return {}
+
+
+def build_inference_graph(cfg, num_classes):
+    """input placeholder -> preprocessing -> MobileNetV1 (moving statistics, no dropout)."""
+    images = v1.placeholder(tf.float32, [None, cfg['image_size'], cfg['image_size'], 3],
+                            name=INPUT_NODE)
+    train.build_model(images, cfg, num_classes, is_training=False)
+    graph = v1.get_default_graph()
+    return images, graph.get_tensor_by_name(OUTPUT_NODE + ':0')
+
+
+def restore_for_inference(sess, prefix, cfg):
+    """Restores the model variables, checking each shape with a message that says what to pass."""
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    variables = v1.global_variables(scope='MobilenetV1/')
+    for var in variables:
+        name = var.op.name
+        if name not in shapes:
+            raise ModelError('%s: has no variable %s; is it a MobilenetV1 checkpoint?' % (prefix, name))
+        if list(shapes[name]) != var.shape.as_list():
+            raise ModelError(
+                '%s: %s has shape %s but the model built with --width %s --stem %s has %s; pass the '
+                'width and class count the checkpoint was trained with'
+                % (prefix, name, shapes[name], cfg['width'], cfg['stem'], var.shape.as_list()))
+    v1.train.Saver(variables).restore(sess, prefix)
+
+
+def checkpoint_num_classes(prefix):
+    shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    if LOGITS_BIASES not in shapes:
+        raise ModelError('%s: has no %s; is it a MobilenetV1 classifier checkpoint?'
+                         % (prefix, LOGITS_BIASES))
+    return shapes[LOGITS_BIASES][0]
+
+
+def resolve_checkpoint_config(prefix, overrides=None):
+    """Architecture of a checkpoint: its saved config.json, then explicit overrides, then defaults."""
+    saved = run_config(prefix)
+    cfg = {k: saved.get(k, config.DEFAULTS[k]) for k in ARCHITECTURE_KEYS}
+    cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    cfg.update(dropout_keep_prob=1.0, weight_decay=0.0, regularize_depthwise=False, init_stddev=0.0,
+               batch_norm_decay=saved.get('batch_norm_decay', config.DEFAULTS['batch_norm_decay']),
+               batch_norm_epsilon=saved.get('batch_norm_epsilon',
+                                            config.DEFAULTS['batch_norm_epsilon']))
+    labels = saved.get('label_names')
+    return cfg, labels
+
+
+class CheckpointModel:
+    def __init__(self, path, overrides=None):
+        prefix = checkpoint_prefix(path)
+        num_classes = checkpoint_num_classes(prefix)
+        cfg, labels = resolve_checkpoint_config(prefix, overrides)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.images, self.probs = build_inference_graph(cfg, num_classes)
+            self.sess = v1.Session()
+            restore_for_inference(self.sess, prefix, cfg)
+        self.graph.finalize()
+        self.input_size = cfg['image_size']
+        self.labels = labels or ['class_%d' % i for i in range(num_classes)]
+
+    def predict(self, images):
+        return self.sess.run(self.probs, {self.images: np.asarray(images, np.float32)})
+
+
+def read_metadata(model_path):
+    """The JSON written beside a frozen model by freeze_graph.py (same stem)."""
+    path = os.path.splitext(model_path)[0]
+    for suffix in ('_int8', ''):
+        if path.endswith(suffix) and os.path.exists(path[:len(path) - len(suffix)] + '.json'):
+            with open(path[:len(path) - len(suffix)] + '.json') as f:
+                return json.load(f)
+    return {}
+
+
+def _labels_from(metadata, num_classes):
+    return metadata.get('labels') or ['class_%d' % i for i in range(num_classes)]
+
+
+class FrozenGraphModel:
+    def __init__(self, path):
+        graph_def = v1.GraphDef()
+        try:
+            with open(path, 'rb') as f:
+                graph_def.ParseFromString(f.read())
+        except OSError as e:
+            raise ModelError('%s: cannot read (%s)' % (path, e.strerror)) from e
+        except Exception as e:  # protobuf's DecodeError and friends
+            raise ModelError('%s: not a frozen GraphDef (%s)' % (path, e)) from e
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            try:
+                v1.import_graph_def(graph_def, name='')
+                self.images = self.graph.get_tensor_by_name(INPUT_NODE + ':0')
+                self.probs = self.graph.get_tensor_by_name(OUTPUT_NODE + ':0')
+            except (KeyError, ValueError) as e:
+                raise ModelError('%s: not a frozen MobilenetV1 of freeze_graph.py (%s)' % (path, e)) from e
+        self.sess = v1.Session(graph=self.graph)
+        self.input_size = self.images.shape[1]
+        self.labels = _labels_from(read_metadata(path), self.probs.shape[-1])
+
+    def predict(self, images):
+        return self.sess.run(self.probs, {self.images: np.asarray(images, np.float32)})
+
+
+class TFLiteModel:
+    def __init__(self, path, batch_size=100):
+        try:
+            self.interpreter = tf.lite.Interpreter(model_path=path, num_threads=os.cpu_count())
+        except (ValueError, RuntimeError) as e:
+            raise ModelError('%s: not a TFLite model (%s)' % (path, e)) from e
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.input_size = int(self.input['shape'][1])
+        self.batch_size = batch_size
+        self.labels = _labels_from(read_metadata(path), int(self.output['shape'][-1]))
+        self._batch = None
+
+    def _resize(self, batch):
+        if batch != self._batch:
+            self.interpreter.resize_tensor_input(self.input['index'], [batch, self.input_size,
+                                                                       self.input_size, 3])
+            self.interpreter.allocate_tensors()
+            self._batch = batch
+
+    def predict(self, images):
+        images = np.asarray(images)
+        outputs = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            self._resize(len(chunk))
+            self.interpreter.set_tensor(self.input['index'], _quantize(chunk, self.input))
+            self.interpreter.invoke()
+            outputs.append(_dequantize(self.interpreter.get_tensor(self.output['index']), self.output))
+        return np.concatenate(outputs)
+
+
+def _quantize(values, details):
+    dtype = details['dtype']
+    if dtype == np.float32:
+        return values.astype(np.float32)
+    scale, zero_point = details['quantization']
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def _dequantize(values, details):
+    if details['dtype'] == np.float32:
+        return values
+    scale, zero_point = details['quantization']
+    return (values.astype(np.float32) - zero_point) * scale
+
+
+class OpenCVModel:
+    """A frozen .pb run by cv2.dnn. Given a file path: bytes crashed it beside TensorFlow."""
+
+    def __init__(self, path):
+        import cv2
+        self.cv2 = cv2
+        try:
+            self.net = cv2.dnn.readNetFromTensorflow(path)
+        except cv2.error as e:
+            raise ModelError('%s: OpenCV cannot import it (%s)' % (path, str(e).strip().splitlines()[-1])) from e
+        metadata = read_metadata(path)
+        self.input_size = metadata.get('input_size', 32)
+        self.labels = _labels_from(metadata, metadata.get('num_classes', 10))
+
+    def predict(self, images):
+        # NHWC in, as the graph's input; OpenCV wants an NCHW blob and transposes it back itself.
+        blob = np.ascontiguousarray(np.asarray(images, np.float32).transpose(0, 3, 1, 2))
+        self.net.setInput(blob)
+        return np.asarray(self.net.forward(OUTPUT_NODE), np.float32).reshape(len(images), -1)
+
+
+def add_architecture_flags(parser):
+    """Flags that describe a checkpoint with no config.json beside it."""
+    for key in ARCHITECTURE_KEYS:
+        parser.add_argument('--' + key, type=train.flag_type(config.DEFAULTS[key]), default=None,
+                            help='checkpoints only: %s (default: from the config.json saved with '
+                                 'the checkpoint, else %r)' % (config.HELP[key], config.DEFAULTS[key]))
+
+
+def architecture_overrides(args):
+    return {k: getattr(args, k) for k in ARCHITECTURE_KEYS}
+
+
+def load_model(path, **overrides):
+    """A model from a path: .pb, .tflite, opencv:FILE.pb, else a checkpoint prefix or folder."""
+    if path.startswith('opencv:'):
+        return OpenCVModel(path[len('opencv:'):])
+    if path.endswith('.pb') or path.endswith('.tflite'):
+        if not os.path.isfile(path):
+            raise ModelError('%s: no such file' % path)
+        return FrozenGraphModel(path) if path.endswith('.pb') else TFLiteModel(path)
+    return CheckpointModel(path, overrides)
+
+
+def resize_images(images, size):
+    """uint8/float NHWC images to size x size, bilinear as the training pipeline resizes."""
+    images = np.asarray(images)
+    if images.shape[1:3] == (size, size):
+        return images
+    return tf.image.resize(tf.cast(images, tf.float32), [size, size]).numpy()
+

@@ -1,0 +1,60 @@
+"""Classify image files with a checkpoint, a frozen .pb or a .tflite.
+
+    python3 predict.py frozen/mobilenet_v1.pb cat.jpg truck.png --top_k 3
+
+Images of any size (PNG, JPEG, anything Pillow reads) are converted to RGB and
+resized to the model's input. One line per image; the last line is JSON.
+"""
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np
+from PIL import Image
+
+import inference
+
+
+def read_image(path, size):
+    """RGB pixels [size, size, 3] as float32 0..255; ModelError naming the file if unreadable."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert('RGB').resize((size, size), Image.BILINEAR)
+            return np.asarray(image, np.float32)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise inference.ModelError('%s: cannot read image (%s)' % (path, e)) from e
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('model', help='checkpoint prefix or folder, FILE.pb, FILE.tflite or opencv:FILE.pb')
+    parser.add_argument('images', nargs='+', metavar='IMAGE', help='image files')
+    parser.add_argument('--top_k', type=int, default=3, help='labels shown per image (default: %(default)s)')
+    inference.add_architecture_flags(parser)
+    args = parser.parse_args(argv)
+    if args.top_k < 1:
+        parser.error('--top_k must be at least 1, got %d' % args.top_k)
+    try:
+        model = inference.load_model(args.model, **inference.architecture_overrides(args))
+        # Read every image before predicting any, so a bad file costs no partial output.
+        batch = np.stack([read_image(path, model.input_size) for path in args.images])
+        probs = model.predict(batch)
+    except inference.ModelError as e:
+        print('predict.py: error: %s' % e, file=sys.stderr)
+        return 2
+    results = []
+    for path, row in zip(args.images, probs):
+        top = np.argsort(-row)[:args.top_k]
+        ranked = [(model.labels[i], float(row[i])) for i in top]
+        print('%s: %s' % (path, ', '.join('%s %.3f' % pair for pair in ranked)))
+        results.append(dict(image=path, top_k=[dict(label=l, probability=round(p, 6)) for l, p in ranked]))
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

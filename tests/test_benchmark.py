@@ -1,0 +1,77 @@
+"""benchmark.py on tiny settings: the JSON last line, the real train.py path, the FLOP formula."""
+import json
+
+import pytest
+
+import benchmark
+import mobilenet
+
+# Small and quick; no timing thresholds anywhere here.
+TINY = ['--width', '0.25', '--image_size', '32', '--batch_size', '8', '--steps', '2',
+        '--warmup', '1', '--repeats', '1', '--latency_runs', '2', '--matmul_size', '128',
+        '--matmul_iters', '2']
+
+MEDIANS = ['train_images_per_sec', 'infer_images_per_sec', 'latency_ms', 'matmul_gflops',
+           'train_gflops', 'utilisation']
+KERAS_MEDIANS = ['keras_fit_images_per_sec', 'keras_predict_images_per_sec', 'keras_latency_ms']
+RATIOS = ['train_vs_keras_fit', 'infer_vs_keras_predict', 'keras_latency_vs_ours',
+          'real_path_vs_synthetic']
+
+
+def run(capsys, *flags):
+    assert benchmark.main(TINY + list(flags)) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    return lines, json.loads(lines[-1])
+
+
+def test_keras_side_by_side_and_missing_data_is_a_note(capsys, tmp_path):
+    lines, summary = run(capsys, '--data_dir', str(tmp_path), '--output', str(tmp_path / 'b.json'))
+    assert json.loads((tmp_path / 'b.json').read_text()) == summary
+    for key in MEDIANS + KERAS_MEDIANS:
+        assert summary['medians'][key] > 0, key
+        assert len(summary['raw'][key if key not in ('train_gflops', 'utilisation') else
+                                  'train_images_per_sec']) == 1
+    assert set(RATIOS) <= set(summary['ratios'])
+    for key in RATIOS[:3]:
+        assert summary['ratios'][key] > 0
+    # No data: the real path is skipped, never downloaded, and says so.
+    assert summary['medians']['real_path_images_per_sec'] is None
+    assert summary['ratios']['real_path_vs_synthetic'] is None
+    assert any('real train.py path skipped' in n for n in summary['notes'])
+    assert not any(tmp_path.iterdir()) or sorted(p.name for p in tmp_path.iterdir()) == ['b.json']
+    assert summary['keras_like_for_like'] and summary['keras_stem'] == 'imagenet'
+    assert summary['flags']['width'] == 0.25 and summary['cpu_count'] >= 1
+    assert summary['tf_version'] and summary['flops']['train_flops_per_image'] > 0
+    assert any(line.startswith('training, synthetic batch') for line in lines)
+
+
+def test_real_train_py_path_on_cifar_data_and_cifar_stem(capsys, tiny_cifar):
+    _, summary = run(capsys, '--data_dir', str(tiny_cifar), '--skip_keras', '--stem', 'cifar')
+    assert summary['medians']['real_path_images_per_sec'] > 0
+    assert summary['ratios']['real_path_vs_synthetic'] > 0
+    assert summary['medians']['keras_fit_images_per_sec'] is None
+    assert summary['ratios']['train_vs_keras_fit'] is None
+    assert summary['flags']['stem'] == 'cifar'
+
+
+@pytest.mark.parametrize('width,size,stem,classes,final_depth', [
+    (0.25, 32, 'imagenet', 10, 256), (1.0, 32, 'cifar', 10, 1024), (0.5, 224, 'imagenet', 1001, 512)])
+def test_flops_per_image_is_three_times_two_times_the_macs(width, size, stem, classes, final_depth):
+    args = benchmark.parse_args(['--width', str(width), '--image_size', str(size), '--stem', stem,
+                                 '--num_classes', str(classes)])
+    flops = benchmark.training_flops(benchmark.model_config(args), classes)
+    base = sum(macs for _, _, macs in mobilenet.layer_table(width, size, mobilenet.STEMS[stem]))
+    # The logits are a 1x1 conv on the pooled 1x1 map: final depth x classes multiply-adds.
+    assert flops['logits_macs'] == final_depth * classes
+    assert flops['train_flops_per_image'] == 3 * 2 * (base + final_depth * classes)
+    assert str(flops['train_flops_per_image']) in flops['formula']
+
+
+def test_every_flag_is_in_help(capsys):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(['--help'])
+    text = capsys.readouterr().out
+    for flag in ('--width', '--image_size', '--stem', '--batch_size', '--steps', '--warmup',
+                 '--repeats', '--num_classes', '--data_dir', '--skip_keras', '--output', '--xla',
+                 '--intra_op_threads', '--inter_op_threads'):
+        assert flag in text
