@@ -547,7 +547,7 @@ def format_report(summary):
     args = argparse.Namespace(**summary['flags'])
     med, ratios = summary['medians'], summary['ratios']
     keras_label = 'Keras' if summary['keras_like_for_like'] or summary['keras_stem'] is None \
-        else 'Keras (ImageNet stem!)'
+        else 'Keras (ImageNet stem)'
 
     def num(value, fmt='%.1f'):
         return fmt % value if value is not None else '-'

@@ -9,7 +9,9 @@ Presets change a few values on top of DEFAULTS (`--preset NAME`):
   seed   the 2019 recipe this project replaces: Adam, lr 1e-3, batch 16, lr x0.99
          per epoch, no augmentation.
   cifar  the recommended CIFAR-10 recipe (the default): Nesterov SGD, warm-up then
-         linear decay, label smoothing, crop and flip.
+         linear decay, label smoothing, crop and flip; 30 epochs.
+  fast   the same recipe for 40 epochs: aimed at 90% test accuracy within an hour
+         on a 2-core CPU (results/ has the record).
 """
 
 DEFAULTS = dict(
@@ -53,6 +55,8 @@ DEFAULTS = dict(
     load_pretrain=False,          # start a new run from --pretrain_path (matching names and shapes only)
     pretrain_path='',             # checkpoint prefix or folder for --load_pretrain 1
     eval_batch_size=500,          # batch size when scoring the test and validation sets
+    eval_flip_tta=False,          # also report accuracy averaged over each image and its mirror image
+    ema_decay=0.0,                # evaluate and export an exponential moving average of the weights (0: off)
     seed=0,                       # seed of the graph, shuffling and the validation split
 )
 
@@ -60,6 +64,7 @@ PRESETS = dict(
     seed=dict(optimizer='adam', lr=1e-3, batch_size=16, lr_schedule='exponential', lr_decay=0.99,
               warmup_epochs=0.0, augment=False, label_smoothing=0.0, weight_decay=4e-5, epochs=20),
     cifar=dict(),
+    fast=dict(epochs=40),
 )
 
 DEFAULT_PRESET = 'cifar'

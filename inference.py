@@ -85,7 +85,7 @@ def restore_for_inference(sess, prefix, cfg):
                 '%s: %s has shape %s but the model built with --width %s --stem %s has %s; pass the '
                 'width and class count the checkpoint was trained with'
                 % (prefix, name, shapes[name], cfg['width'], cfg['stem'], var.shape.as_list()))
-    v1.train.Saver(variables).restore(sess, prefix)
+    train.assign_from_checkpoint(sess, reader, train.checkpoint_names(variables, shapes))
 
 
 def checkpoint_num_classes(prefix):

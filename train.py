@@ -92,16 +92,20 @@ def check_config(cfg):
         raise UsageError('--load_pretrain 1 needs --pretrain_path (a checkpoint prefix or folder)')
 
 
-def build_model(images, cfg, num_classes, is_training, reuse=None):
-    """Logits of MobileNetV1 on raw 0..255 images; preprocessing is part of the graph."""
+def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None):
+    """Logits of MobileNetV1 on raw 0..255 images; preprocessing is part of the graph.
+
+    `getter` is a variable_scope custom getter, e.g. to read weight averages.
+    """
     net = data_utils.normalize(images, cfg['normalization'])
-    logits, _ = mobilenet.mobilenet_v1(
-        net, num_classes=num_classes, dropout_keep_prob=cfg['dropout_keep_prob'],
-        is_training=is_training, min_depth=cfg['min_depth'], depth_multiplier=cfg['width'],
-        conv_defs=mobilenet.STEMS[cfg['stem']], reuse=reuse,
-        use_explicit_padding=cfg['use_explicit_padding'], weight_decay=cfg['weight_decay'],
-        stddev=cfg['init_stddev'] or None, regularize_depthwise=cfg['regularize_depthwise'],
-        batch_norm_decay=cfg['batch_norm_decay'], batch_norm_epsilon=cfg['batch_norm_epsilon'])
+    with v1.variable_scope(v1.get_variable_scope(), custom_getter=getter):
+        logits, _ = mobilenet.mobilenet_v1(
+            net, num_classes=num_classes, dropout_keep_prob=cfg['dropout_keep_prob'],
+            is_training=is_training, min_depth=cfg['min_depth'], depth_multiplier=cfg['width'],
+            conv_defs=mobilenet.STEMS[cfg['stem']], reuse=reuse,
+            use_explicit_padding=cfg['use_explicit_padding'], weight_decay=cfg['weight_decay'],
+            stddev=cfg['init_stddev'] or None, regularize_depthwise=cfg['regularize_depthwise'],
+            batch_norm_decay=cfg['batch_norm_decay'], batch_norm_epsilon=cfg['batch_norm_epsilon'])
     return logits
 
 
@@ -141,11 +145,14 @@ def build_graph(cfg, data, steps_per_epoch):
                                           trainable=False)
         g.best_accuracy = v1.get_variable('best_accuracy', [], tf.float32, v1.zeros_initializer(),
                                           trainable=False)
+        # Seconds spent in training steps, and in all (evaluation and saving too), over resumes.
         g.train_seconds = v1.get_variable('train_seconds', [], tf.float64, v1.zeros_initializer(),
                                           trainable=False)
-        # Written from Python at epoch ends: one op sets all four.
-        g.state = dict(epoch=g.epoch, step_in_epoch=g.step_in_epoch,
-                       best_accuracy=g.best_accuracy, train_seconds=g.train_seconds)
+        g.wall_seconds = v1.get_variable('wall_seconds', [], tf.float64, v1.zeros_initializer(),
+                                         trainable=False)
+        # Written from Python at epoch ends and on interrupt: one op sets them all.
+        g.state = dict(epoch=g.epoch, step_in_epoch=g.step_in_epoch, best_accuracy=g.best_accuracy,
+                       train_seconds=g.train_seconds, wall_seconds=g.wall_seconds)
         g.state_feeds = {k: v1.placeholder(v.dtype.base_dtype, [], k) for k, v in g.state.items()}
         g.set_state = tf.group([v.assign(g.state_feeds[k]) for k, v in g.state.items()])
 
@@ -168,7 +175,16 @@ def build_graph(cfg, data, steps_per_epoch):
     g.lr = learning_rate(cfg, progress)
     with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
         minimize = make_optimizer(cfg, g.lr).minimize(total_loss, g.global_step)
-    with tf.control_dependencies([minimize]):
+    updates = [minimize]
+    eval_getter = None
+    if cfg['ema_decay']:
+        # Weight averaging: evaluation (and export) read the shadow copies, saved under slim's
+        # '<variable>/ExponentialMovingAverage' names. num_updates warms the decay up from 0.1.
+        ema = v1.train.ExponentialMovingAverage(cfg['ema_decay'], num_updates=g.global_step)
+        with tf.control_dependencies([minimize]):
+            updates.append(ema.apply(g.model_variables))
+        eval_getter = lambda getter, *args, **kwargs: _average_or_self(ema, getter(*args, **kwargs))
+    with tf.control_dependencies(updates):
         g.train_op = v1.assign_add(g.step_in_epoch, 1)
 
     g.eval = {}
@@ -178,12 +194,16 @@ def build_graph(cfg, data, steps_per_epoch):
         images, labels, init, feed = data_utils.input_pipeline(
             data[split + '_images'], data[split + '_labels'], cfg['eval_batch_size'],
             training=False, image_size=cfg['image_size'])
-        logits = build_model(images, cfg, num_classes, is_training=False, reuse=True)
-        loss_sum = tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(
-            labels=tf.one_hot(labels, num_classes), logits=logits))
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
-                                        tf.int64))
-        g.eval[split] = (init, feed, loss_sum, correct, len(data[split + '_labels']))
+        logits = build_model(images, cfg, num_classes, False, reuse=True, getter=eval_getter)
+        sums = dict(loss=tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(
+            labels=tf.one_hot(labels, num_classes), logits=logits)),
+            accuracy=_count_correct(logits, labels))
+        if cfg['eval_flip_tta']:
+            flipped = build_model(tf.reverse(images, [2]), cfg, num_classes, False, reuse=True,
+                                  getter=eval_getter)
+            sums['accuracy_tta'] = _count_correct(tf.nn.softmax(logits) + tf.nn.softmax(flipped),
+                                                  labels)
+        g.eval[split] = (init, feed, sums, len(data[split + '_labels']))
 
     g.init = v1.global_variables_initializer()
     g.saver = v1.train.Saver(max_to_keep=cfg['keep_checkpoints'], save_relative_paths=True)
@@ -191,52 +211,77 @@ def build_graph(cfg, data, steps_per_epoch):
     return g
 
 
+def _average_or_self(ema, var):
+    average = ema.average(var)
+    return var if average is None else average
+
+
+def _count_correct(scores, labels):
+    predictions = tf.argmax(scores, 1, output_type=tf.int32)
+    return tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.float64))
+
+
 def set_state(sess, g, **values):
     sess.run(g.set_state, {g.state_feeds[k]: v for k, v in values.items()})
 
 
 def evaluate(sess, g, split):
-    """(mean loss, accuracy) over every image of the split."""
-    init, feed, loss_sum, correct, count = g.eval[split]
+    """{'loss', 'accuracy'[, 'accuracy_tta']} over every image of the split."""
+    init, feed, sums, count = g.eval[split]
     sess.run(init, feed)
-    total_loss, total_correct = 0.0, 0
+    totals = dict.fromkeys(sums, 0.0)
     while True:
         try:
-            batch_loss, batch_correct = sess.run([loss_sum, correct])
+            batch = sess.run(sums)
         except tf.errors.OutOfRangeError:
             break
-        total_loss += batch_loss
-        total_correct += batch_correct
-    return total_loss / count, total_correct / count
+        for key, value in batch.items():
+            totals[key] += value
+    return {key: float(value / count) for key, value in totals.items()}
 
 
 def restore_pretrained(sess, variables, path):
-    """Load every variable whose name and shape match `path`; return (restored, skipped)."""
+    """Load every variable whose name and shape match `path`; return (prefix, restored, skipped)."""
     prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
     if not prefix or not v1.train.checkpoint_exists(prefix):
         raise UsageError('--pretrain_path %s: no checkpoint there (expected a prefix such as '
                          'mobilenet_v1_1.0_224.ckpt or a folder with a "checkpoint" file)' % path)
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
-    restored, skipped, assigns = [], [], {}
-    for var in variables:
-        name = var.op.name
+    restored, skipped = {}, []
+    for name, var in checkpoint_names(variables, shapes).items():
         if name not in shapes:
             skipped.append('%s (not in checkpoint)' % name)
         elif list(shapes[name]) != var.shape.as_list():
             skipped.append('%s (checkpoint %s, model %s)' % (name, shapes[name], var.shape.as_list()))
         else:
-            # Cast so float16-stored weights restore into float32 variables.
-            value = reader.get_tensor(name).astype(var.dtype.as_numpy_dtype)
-            feed = v1.placeholder(var.dtype.base_dtype, var.shape)
-            assigns[var.assign(feed)] = {feed: value}
-            restored.append(name)
+            restored[name] = var
     if not restored:
         raise UsageError('--pretrain_path %s: no variable matched by name and shape; is it a '
                          'MobilenetV1 checkpoint?' % path)
-    for op, feed in assigns.items():
-        sess.run(op, feed)
+    assign_from_checkpoint(sess, reader, restored)
     return prefix, restored, skipped
+
+
+def checkpoint_names(variables, shapes):
+    """{name in the checkpoint: variable}: a weight's average where training kept one (as slim's
+    evaluation restores), else the weight itself."""
+    names = {}
+    for var in variables:
+        average = var.op.name + '/ExponentialMovingAverage'
+        names[average if average in shapes else var.op.name] = var
+    return names
+
+
+def assign_from_checkpoint(sess, reader, names_to_variables):
+    """Sets each variable to the checkpoint tensor of that name, cast to its dtype, so that
+    weights stored as float16 restore into float32 variables."""
+    feeds, assigns = {}, []
+    for name, var in names_to_variables.items():
+        placeholder = v1.placeholder(var.dtype.base_dtype, var.shape)
+        feeds[placeholder] = reader.get_tensor(name).astype(var.dtype.as_numpy_dtype)
+        assigns.append(var.assign(placeholder))
+    sess.run(assigns, feeds)
 
 
 def load_data(cfg):
@@ -308,19 +353,29 @@ def train(cfg):
             writer.close()
 
 
+def last_record(metrics_path):
+    if not os.path.exists(metrics_path):
+        return {}
+    with open(metrics_path) as f:
+        lines = f.read().splitlines()
+    return json.loads(lines[-1]) if lines else {}
+
+
 def train_loop(cfg, sess, g, steps_per_epoch, writer):
     """Epochs until cfg['epochs']: train, evaluate, log, checkpoint. Ctrl-C saves first."""
     ckpt_dir = cfg['ckpt_dir']
     prefix = os.path.join(ckpt_dir, 'model.ckpt')
     metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
     sess.run(g.train_init, g.train_feed)
-    epoch, step_in_epoch, best, seconds = sess.run(
-        [g.epoch, g.step_in_epoch, g.best_accuracy, g.train_seconds])
+    epoch, step_in_epoch, best, seconds, wall_before = sess.run(
+        [g.epoch, g.step_in_epoch, g.best_accuracy, g.train_seconds, g.wall_seconds])
+    resumed_at = time.time()
+    record = last_record(metrics_path)  # what the summary reports if no epoch is left to run
 
     def save():
         g.saver.save(sess, prefix, global_step=g.global_step, write_meta_graph=False)
 
-    test_accuracy, images_per_sec = None, 0.0
+    images_per_sec = 0.0
     bar, start = None, None
     try:
         while epoch < cfg['epochs']:
@@ -353,16 +408,17 @@ def train_loop(cfg, sess, g, steps_per_epoch, writer):
                           train_loss=float(np.mean(losses)), train_accuracy=float(np.mean(accuracies)),
                           images_per_sec=round(images_per_sec, 1))
             for split in g.eval:
-                loss, accuracy = evaluate(sess, g, split)
-                record[split + '_loss'], record[split + '_accuracy'] = float(loss), float(accuracy)
+                for key, value in evaluate(sess, g, split).items():
+                    record[split + '_' + key] = value
             test_accuracy = record['test_accuracy']
             selection = record.get('val_accuracy', test_accuracy)
             is_best = selection > best
             best = max(best, selection)
-            record['train_seconds'] = round(seconds, 1)
+            wall = wall_before + time.time() - resumed_at
+            record.update(train_seconds=round(seconds, 1), wall_seconds=round(wall, 1))
 
             set_state(sess, g, epoch=epoch, step_in_epoch=0, best_accuracy=best,
-                      train_seconds=seconds)
+                      train_seconds=seconds, wall_seconds=wall)
             save()
             if is_best:
                 g.best_saver.save(sess, os.path.join(ckpt_dir, 'best', 'model.ckpt'),
@@ -371,27 +427,31 @@ def train_loop(cfg, sess, g, steps_per_epoch, writer):
                 f.write(json.dumps(record) + '\n')
             write_scalars(writer, record['step'], {k: v for k, v in record.items()
                                                    if k not in ('epoch', 'step')})
+            extras = ''.join('  %s %.4f' % (key.replace('_', ' '), record[key])
+                             for key in ('test_accuracy_tta', 'val_accuracy') if key in record)
             print('epoch %d/%d  loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f%s  '
-                  '%.0f img/s  %.0f s' % (
-                      epoch, cfg['epochs'], record['train_loss'], record['train_accuracy'],
-                      record['test_loss'], test_accuracy,
-                      '  val acc %.4f' % record['val_accuracy'] if 'val_accuracy' in record else '',
-                      images_per_sec, train_time), flush=True)
+                  '%.0f img/s  %.0f s' % (epoch, cfg['epochs'], record['train_loss'],
+                                          record['train_accuracy'], record['test_loss'],
+                                          test_accuracy, extras, images_per_sec, train_time),
+                  flush=True)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
         epoch_done, step_done = sess.run([g.epoch, g.step_in_epoch])
         set_state(sess, g, epoch=epoch_done, step_in_epoch=step_done, best_accuracy=best,
-                  train_seconds=seconds + (time.time() - start if start else 0.0))
+                  train_seconds=seconds + (time.time() - start if start else 0.0),
+                  wall_seconds=wall_before + time.time() - resumed_at)
         save()
         print('Interrupted: saved %s-%d; run the same command to resume.'
               % (prefix, sess.run(g.global_step)), file=sys.stderr, flush=True)
         raise
 
-    return dict(final_test_accuracy=test_accuracy, best_accuracy=float(best),
+    return dict(final_test_accuracy=record.get('test_accuracy'),
+                final_test_accuracy_tta=record.get('test_accuracy_tta'), best_accuracy=float(best),
                 best_on='val' if 'val' in g.eval else 'test', epochs=int(epoch),
-                train_seconds=round(seconds, 1), images_per_sec=round(images_per_sec, 1),
-                ckpt=tf.train.latest_checkpoint(ckpt_dir))
+                train_seconds=round(seconds, 1),
+                wall_seconds=round(wall_before + time.time() - resumed_at, 1),
+                images_per_sec=round(images_per_sec, 1), ckpt=tf.train.latest_checkpoint(ckpt_dir))
 
 
 def _interrupt(signum, frame):

@@ -1,5 +1,6 @@
 """train.py end to end on a tiny learnable CIFAR-10: learning, resume, pretrained restore, errors."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -216,3 +217,32 @@ def test_resume_refuses_another_width(capsys, tiny_cifar, tmp_path):
     assert code == 0, err
     code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '2', '--width', '0.5')
     assert code == 2 and '--width 0.5 differs from the run being resumed' in err
+
+
+def test_weight_averages_are_what_evaluation_and_export_use(capsys, tiny_cifar, tmp_path):
+    code, out, err = run(capsys, tiny_cifar, tmp_path, '--preset', 'seed', '--epochs', '2',
+                         '--steps_per_epoch', '8', '--lr', '3e-3', '--ema_decay', '0.9',
+                         '--eval_flip_tta', '1')
+    assert code == 0, err
+    record = metrics(tmp_path)[-1]
+    assert 0 <= record['test_accuracy_tta'] <= 1
+    assert json.loads(out[-1])['final_test_accuracy_tta'] == record['test_accuracy_tta']
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path)))
+    raw = reader.get_tensor('MobilenetV1/Conv2d_0/weights')
+    average = reader.get_tensor('MobilenetV1/Conv2d_0/weights/ExponentialMovingAverage')
+    assert np.abs(raw - average).max() > 1e-6
+    # A checkpoint scored outside training gives the accuracy training logged: both read the averages.
+    import data_utils
+    import inference
+    images, labels = data_utils.load_batch(str(tiny_cifar / 'test_batch'))
+    model = inference.load_model(str(tmp_path))
+    accuracy = (model.predict(images).argmax(1) == labels).mean()
+    assert accuracy == pytest.approx(record['test_accuracy'], abs=1e-9)
+
+
+def test_readme_documents_every_flag():
+    with open(os.path.join(os.path.dirname(__file__), '..', 'README.md')) as f:
+        readme = f.read()
+    missing = [name for name in config.DEFAULTS if '`--%s`' % name not in readme]
+    assert not missing
+    assert all('`%s`' % name in readme for name in config.PRESETS)
