@@ -95,7 +95,11 @@ def to_tflite(graph_def, kind, calibration_images=None):
                 # Pixels 0..255 are exactly uint8 with scale 1: no rounding at the input.
                 converter.inference_input_type = tf.uint8
                 converter.inference_output_type = tf.uint8
-            return converter.convert()
+            try:
+                return converter.convert()
+            except Exception as e:  # the converter raises its own ConverterError, not exported
+                message = ' '.join(str(e).split())[:300]
+                raise inference.ModelError('TFLite %s conversion failed: %s' % (kind, message)) from e
 
 
 def calibration_set(data_dir, count, size, seed=0):
@@ -103,6 +107,9 @@ def calibration_set(data_dir, count, size, seed=0):
     data_utils.ensure_cifar10(data_dir)
     images = np.concatenate([data_utils.load_batch(os.path.join(data_dir, name))[0]
                              for name in data_utils.TRAIN_FILES])
+    if count > len(images):
+        raise data_utils.DataError('--calibration_images %d: only %d training images in %s'
+                                   % (count, len(images), data_dir))
     chosen = images[np.random.RandomState(seed).choice(len(images), count, replace=False)]
     return inference.resize_images(chosen, size)
 
@@ -131,6 +138,9 @@ def parse_args(argv=None):
     if bad:
         parser.error("--tflite: unknown kind %s; pass float32, int8, 'float32,int8' or none"
                      % ', '.join(bad))
+    if 'int8' in kinds and args.calibration_images < 1:
+        parser.error('--calibration_images must be at least 1 for --tflite int8, got %d'
+                     % args.calibration_images)
     args.tflite_kinds = kinds
     return args
 
@@ -150,23 +160,23 @@ def main(argv=None):
         if 'int8' in args.tflite_kinds:
             calibration = calibration_set(args.data_dir, args.calibration_images, cfg['image_size'])
         graph_def = freeze(prefix, cfg, num_classes)
+        # Everything is made before anything is written: a failure leaves no mix of old and new files.
+        stem = os.path.splitext(args.output)[0]
+        outputs = {args.output: graph_def.SerializeToString(),
+                   stem + '.json': json.dumps(metadata(cfg, num_classes, labels, prefix), indent=1) + '\n',
+                   stem + '_labels.txt': '\n'.join(labels) + '\n'}
+        for kind in args.tflite_kinds:
+            outputs[stem + ('_int8' if kind == 'int8' else '') + '.tflite'] = to_tflite(
+                graph_def, kind, calibration)
     except (inference.ModelError, data_utils.DataError) as e:
         print('freeze_graph.py: error: %s' % e, file=sys.stderr)
         return 2
 
-    stem = os.path.splitext(args.output)[0]
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    written = [args.output, stem + '.json', stem + '_labels.txt']
-    write_atomically(args.output, graph_def.SerializeToString())
-    write_atomically(stem + '.json', json.dumps(metadata(cfg, num_classes, labels, prefix), indent=1) + '\n')
-    write_atomically(stem + '_labels.txt', '\n'.join(labels) + '\n')
-    for kind in args.tflite_kinds:
-        path = stem + ('_int8' if kind == 'int8' else '') + '.tflite'
-        write_atomically(path, to_tflite(graph_def, kind, calibration))
-        written.append(path)
-    for path in written:
-        print('wrote %s (%s bytes)' % (path, format(os.path.getsize(path), ',')))
-    print(json.dumps(dict(checkpoint=prefix, files=written, input=inference.INPUT_NODE,
+    for path, data in outputs.items():
+        write_atomically(path, data)
+        print('wrote %s (%s bytes)' % (path, format(len(data), ',')))
+    print(json.dumps(dict(checkpoint=prefix, files=list(outputs), input=inference.INPUT_NODE,
                           output=inference.OUTPUT_NODE, logits=inference.LOGITS_NODE)))
     return 0
 

@@ -383,42 +383,30 @@ def test_freeze_an_unknown_tflite_kind(frozen, capsys, tmp_path, monkeypatch):
     assert not (tmp_path / 'out').exists()
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason='freeze_graph.calibration_set: np.random.choice(replace=False) '
-           'raises ValueError (traceback) when --calibration_images exceeds the training images')
 def test_freeze_more_calibration_images_than_training_images(frozen, capsys, tmp_path):
     line = freeze_error(capsys, tmp_path, ['--ckpt', frozen.ckpt_dir, '--tflite', 'int8',
                                            '--data_dir', frozen.data_dir, '--calibration_images', '500'])
-    assert '--calibration_images' in line
+    assert '--calibration_images 500' in line and 'only 160 training images' in line
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason='--calibration_images 0 is accepted and writes an "_int8" '
-           'TFLite model with float32 input that is not full-integer')
-def test_freeze_zero_calibration_images(frozen, capsys, tmp_path):
-    line = freeze_error(capsys, tmp_path, ['--ckpt', frozen.ckpt_dir, '--tflite', 'int8',
-                                           '--data_dir', frozen.data_dir, '--calibration_images', '0'])
-    assert '--calibration_images' in line
+def test_freeze_zero_calibration_images(frozen, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, 'argv', ['freeze_graph.py'])  # argparse names the program after argv[0]
+    with pytest.raises(SystemExit) as exit_info:
+        freeze_graph.main(['--ckpt', frozen.ckpt_dir, '--tflite', 'int8', '--data_dir', frozen.data_dir,
+                           '--calibration_images', '0', '--output', str(tmp_path / 'out' / 'm.pb')])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith('freeze_graph.py: error: --calibration_images must be at least 1')
+    assert not (tmp_path / 'out').exists()
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason='freeze_graph.main writes the .pb, .json and labels before '
-           'converting to TFLite, so a converter failure leaves a partial set of outputs')
 def test_a_failed_tflite_conversion_writes_nothing(frozen, capsys, tmp_path, monkeypatch):
-    def failing_converter(graph_def, kind, calibration_images=None):
-        raise RuntimeError('converter failed')
+    def failing_convert(self):
+        raise RuntimeError('converter failed\nwith a second line')
 
-    monkeypatch.setattr(freeze_graph, 'to_tflite', failing_converter)
-    out_dir = tmp_path / 'out'
-    try:
-        freeze_graph.main(['--ckpt', frozen.ckpt_dir, '--output', str(out_dir / 'm.pb')])
-    except RuntimeError:
-        pass
-    capsys.readouterr()
-    assert not out_dir.exists() or not list(out_dir.iterdir())
+    monkeypatch.setattr(tf.compat.v1.lite.TFLiteConverter, 'convert', failing_convert)
+    line = freeze_error(capsys, tmp_path, ['--ckpt', frozen.ckpt_dir, '--tflite', 'float32'])
+    assert 'TFLite float32 conversion failed: converter failed with a second line' in line
 
 
 def test_predict_a_file_that_is_not_an_image(frozen, capsys, tmp_path):

@@ -1,0 +1,58 @@
+"""Plot test accuracy against wall-clock minutes for runs' metrics logs.
+
+    python3 plot_runs.py results/fast/metrics.jsonl results/cifar_15ep/metrics.jsonl -o results/accuracy_vs_time.png
+
+Each run is labelled by its folder name; the x axis is `wall_seconds` (training,
+evaluation and checkpointing, summed over resumes) where the log has it, else
+`train_seconds`.
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def read_metrics(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('metrics', nargs='+', help='metrics.jsonl files written by train.py')
+    parser.add_argument('-o', '--output', default='accuracy_vs_time.png', help='PNG to write (default: %(default)s)')
+    parser.add_argument('--title', default='MobileNetV1 on CIFAR-10 (JPEG copy), 2-core CPU',
+                        help='plot title')
+    args = parser.parse_args(argv)
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for path in args.metrics:
+        try:
+            records = read_metrics(path)
+        except (OSError, ValueError) as e:
+            print('plot_runs.py: error: %s: %s' % (path, e), file=sys.stderr)
+            return 2
+        label = os.path.basename(os.path.dirname(os.path.abspath(path)))
+        minutes = [r.get('wall_seconds', r['train_seconds']) / 60 for r in records]
+        ax.plot(minutes, [100 * r['test_accuracy'] for r in records], marker='.', label=label)
+        if 'test_accuracy_tta' in records[-1]:
+            ax.plot(minutes, [100 * r['test_accuracy_tta'] for r in records], linestyle='--',
+                    label=label + ' (flip TTA)')
+    ax.axhline(90.0, color='grey', linewidth=0.8, linestyle=':')
+    ax.set_xlabel('wall-clock minutes')
+    ax.set_ylabel('test accuracy (%), all 10,000 images')
+    ax.set_ylim(bottom=50)
+    ax.grid(alpha=0.3)
+    ax.legend(loc='lower right')
+    ax.set_title(args.title)
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=120)
+    print('wrote %s' % args.output)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
