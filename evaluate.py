@@ -36,6 +36,18 @@ def predict_all(model, images, batch_size, flip_tta=False):
     return np.concatenate(outputs)
 
 
+def batch1_latency_ms(model, images, runs):
+    """Median milliseconds of one single-image prediction, after one warm-up call."""
+    images = inference.resize_images(images[:runs], model.input_size)
+    model.predict(images[:1])
+    times = []
+    for image in images:
+        start = time.perf_counter()
+        model.predict(image[None])
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
 def confusion_matrix(labels, predictions, num_classes):
     matrix = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(matrix, (labels, predictions), 1)
@@ -81,10 +93,14 @@ def main(argv=None):
     parser.add_argument('--flip_tta', action='store_true',
                         help='average the predictions of each image and its mirror image')
     parser.add_argument('--plot', metavar='PNG', help='also save the confusion matrix as a PNG')
+    parser.add_argument('--latency', type=int, default=0, metavar='N',
+                        help='also report the median batch-1 latency over N test images (default: 0, off)')
     inference.add_architecture_flags(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error('--batch_size must be at least 1, got %d' % args.batch_size)
+    if args.latency < 0:
+        parser.error('--latency must be 0 or more, got %d' % args.latency)
     try:
         data_utils.ensure_cifar10(args.data_dir)
         images, labels = data_utils.load_batch(os.path.join(args.data_dir, data_utils.TEST_FILE))
@@ -92,6 +108,7 @@ def main(argv=None):
         start = time.time()
         probs = predict_all(model, images, args.batch_size, args.flip_tta)
         seconds = time.time() - start
+        latency = batch1_latency_ms(model, images, args.latency) if args.latency else None
     except (inference.ModelError, data_utils.DataError) as e:
         print('evaluate.py: error: %s' % e, file=sys.stderr)
         return 2
@@ -103,12 +120,15 @@ def main(argv=None):
     print(format_report(matrix, model.labels))
     print('top-1 accuracy %.4f on %d test images%s; %.0f images/s'
           % (accuracy, len(labels), ' (flip TTA)' if args.flip_tta else '', len(labels) / seconds))
+    if latency is not None:
+        print('batch-1 latency %.2f ms (median of %d)' % (latency, min(args.latency, len(images))))
     if args.plot:
         save_plot(matrix, model.labels, accuracy, os.path.basename(args.model.rstrip('/')), args.plot)
         print('wrote %s' % args.plot)
     per_class = matrix.diagonal() / np.maximum(matrix.sum(1), 1)
     print(json.dumps(dict(model=args.model, accuracy=accuracy, num_images=int(len(labels)),
                           flip_tta=args.flip_tta, images_per_sec=round(len(labels) / seconds, 1),
+                          batch1_latency_ms=None if latency is None else round(latency, 3),
                           per_class=dict(zip(model.labels, [round(float(a), 4) for a in per_class])),
                           confusion=matrix.tolist())))
     return 0

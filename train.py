@@ -132,6 +132,25 @@ def make_optimizer(cfg, lr):
     return v1.train.MomentumOptimizer(lr, cfg['momentum'], use_nesterov=cfg['optimizer'] == 'nesterov')
 
 
+def training_step(cfg, images, labels, num_classes, global_step, lr):
+    """(loss, accuracy, minimize op, model variables) of the training tower on one batch."""
+    logits = build_model(images, cfg, num_classes, is_training=True)
+    # Before the optimizer adds its slots under the same scope.
+    model_variables = v1.global_variables(scope='MobilenetV1/')
+    targets = tf.one_hot(labels, num_classes)
+    if cfg['label_smoothing']:
+        targets = targets * (1.0 - cfg['label_smoothing']) + cfg['label_smoothing'] / num_classes
+    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits))
+    accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
+                                      tf.float32))
+    regularization = v1.get_collection(v1.GraphKeys.REGULARIZATION_LOSSES)
+    total_loss = loss + tf.add_n(regularization) if regularization else loss
+    # Batch-norm moving averages update with every step, as slim's train_op did.
+    with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
+        minimize = make_optimizer(cfg, lr).minimize(total_loss, global_step)
+    return loss, accuracy, minimize, model_variables
+
+
 def build_graph(cfg, data, steps_per_epoch):
     """The training graph: input pipelines, train and eval towers, optimizer, state."""
     v1.set_random_seed(cfg['seed'])
@@ -159,22 +178,10 @@ def build_graph(cfg, data, steps_per_epoch):
     images, labels, g.train_init, g.train_feed = data_utils.input_pipeline(
         data['train_images'], data['train_labels'], cfg['batch_size'], training=True,
         augment=cfg['augment'], image_size=cfg['image_size'], seed=cfg['seed'])
-    logits = build_model(images, cfg, num_classes, is_training=True)
-    # Before the optimizer adds its slots under the same scope.
-    g.model_variables = v1.global_variables(scope='MobilenetV1/')
-    targets = tf.one_hot(labels, num_classes)
-    if cfg['label_smoothing']:
-        targets = targets * (1.0 - cfg['label_smoothing']) + cfg['label_smoothing'] / num_classes
-    g.loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits))
-    g.accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
-                                        tf.float32))
-    regularization = v1.get_collection(v1.GraphKeys.REGULARIZATION_LOSSES)
-    total_loss = g.loss + tf.add_n(regularization) if regularization else g.loss
-
     progress = tf.cast(g.epoch, tf.float32) + tf.cast(g.step_in_epoch, tf.float32) / steps_per_epoch
     g.lr = learning_rate(cfg, progress)
-    with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
-        minimize = make_optimizer(cfg, g.lr).minimize(total_loss, g.global_step)
+    g.loss, g.accuracy, minimize, g.model_variables = training_step(
+        cfg, images, labels, num_classes, g.global_step, g.lr)
     updates = [minimize]
     eval_getter = None
     if cfg['ema_decay']:

@@ -274,6 +274,15 @@ def test_evaluate_plot_and_flip_tta(frozen, capsys, tmp_path):
     assert 'wrote %s' % plot in out
 
 
+@pytest.mark.parametrize('kind', ['pb', 'int8'])
+def test_evaluate_reports_batch1_latency(frozen, capsys, kind):
+    code = evaluate.main([getattr(frozen, kind), '--data_dir', frozen.data_dir, '--latency', '5'])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert last_json(out)['batch1_latency_ms'] > 0
+    assert 'batch-1 latency' in out and '(median of 5)' in out
+
+
 # 7. predict.py
 
 @pytest.fixture(scope='module')
