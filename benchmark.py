@@ -212,14 +212,14 @@ class OursRealPath:
 
     def __init__(self, args, cfg, data):
         self.batch = cfg['batch_size']
-        steps_per_epoch = cfg['steps_per_epoch'] or len(data['train_labels']) // cfg['batch_size']
+        steps_per_epoch = train.steps_in_epoch(cfg, len(data['train_labels']))
         graph = tf.Graph()
         with graph.as_default():
             g = train.build_graph(cfg, data, steps_per_epoch)
         graph.finalize()
         self.sess = v1.Session(graph=graph, config=session_config(args))
         self.sess.run(g.init)
-        self.sess.run(g.train_init, g.train_feed)
+        self.sess.run(g.train_init, g.train_feed(0, 0))
         # What train.train_loop runs every step.
         self.fetches = [g.train_op, g.loss, g.accuracy, g.lr]
 

@@ -332,36 +332,38 @@ def normalize(images, mode):
         return tf.nn.bias_add(scaled, tf.constant(offset, tf.float32, name='offset'))
 
 
-def augment_batch(images, pad=4, flip=True, seed=None):
+def augment_batch(images, seed, pad=4, flip=True):
     """Random `pad`-pixel zero-padded crop and random horizontal flip.
 
     Works on a whole batch [B, H, W, C] at once, with independent randomness
-    per example, because a per-example map is too slow on a small CPU.
+    per example, because a per-example map is too slow on a small CPU. `seed`
+    is a stateless-random key (two integers): the same key, the same result,
+    which is what lets a resumed run see the augmentation it would have seen.
     """
     images = tf.convert_to_tensor(images)
+    crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     augmented = images
     if pad:
-        augmented = _random_crop(augmented, pad, seed)
+        augmented = _random_crop(augmented, pad, crop_key)
     if flip:
-        # Ops with the same op seed draw identical streams: offset it so the
-        # flips are not tied to the crop offsets.
-        augmented = _random_flip(augmented, None if seed is None else seed + 1)
+        augmented = _random_flip(augmented, flip_key)
     augmented.set_shape(images.shape)
     return augmented
 
 
-def _random_crop(images, pad, seed):
+def _random_crop(images, pad, key):
     shape = tf.shape(images)
     padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    offsets = tf.random.uniform([shape[0], 2], maxval=2 * pad + 1, dtype=tf.int32, seed=seed)
+    offsets = tf.random.stateless_uniform([shape[0], 2], key, minval=0, maxval=2 * pad + 1,
+                                          dtype=tf.int32)
     rows = offsets[:, :1] + tf.range(shape[1])[None, :]
     cols = offsets[:, 1:] + tf.range(shape[2])[None, :]
     cropped_rows = tf.gather(padded, rows, axis=1, batch_dims=1)
     return tf.gather(cropped_rows, cols, axis=2, batch_dims=1)
 
 
-def _random_flip(images, seed):
-    flip = tf.random.uniform([tf.shape(images)[0]], seed=seed) < 0.5
+def _random_flip(images, key):
+    flip = tf.random.stateless_uniform([tf.shape(images)[0]], key) < 0.5
     return tf.where(flip[:, None, None, None], tf.reverse(images, [2]), images)
 
 
@@ -369,28 +371,30 @@ def _random_flip(images, seed):
 # Input pipeline
 # --------------------------------------------------------------------------
 
-def input_pipeline(images, labels, batch_size, training, augment=True, image_size=32,
-                   flip=True, seed=None):
+def input_pipeline(images, labels, batch_size, training, augment=True, image_size=32, seed=0):
     """A graph-mode tf.data pipeline over uint8 NHWC images and integer labels.
 
-    Returns (images_batch, labels_batch, initializer, feed_dict):
-    images_batch is float32 [B, image_size, image_size, 3] in raw 0..255 units
-    (normalize() is the model's job) and labels_batch is int32 [B]. Run
-    `initializer` with `feed_dict` before use. The arrays are fed through
+    Returns (images_batch, labels_batch, initializer, feed): images_batch is
+    float32 [B, image_size, image_size, 3] in raw 0..255 units (normalize() is
+    the model's job) and labels_batch is int32 [B]. Run `initializer` with the
+    feed_dict `feed(epoch, skip_batches)` before use. The arrays are fed through
     placeholders rather than embedded as constants, which would put the whole
     data set into the graph and every checkpoint's meta graph.
 
-    training=True: reshuffled every epoch, repeated forever, full batches only,
-    augmented if `augment`. training=False: every image exactly once per
-    initialisation, in order, the last batch possibly short.
+    training=True: full batches only, augmented if `augment`, the order and the
+    augmentation drawn from (seed, epoch): initialised with the same epoch and
+    skip_batches=k, it yields exactly what the k+1-th batch of that epoch was,
+    so a resumed run continues its epoch instead of replaying another. Past one
+    pass it reshuffles and goes on. training=False: every image exactly once
+    per initialisation, in order, the last batch possibly short.
     """
     if len(images) != len(labels) or not len(images):
         raise ValueError('input_pipeline: need equally many images and labels, at least one; '
                          'got %d and %d' % (len(images), len(labels)))
 
-    def to_model_input(batch_images, batch_labels):
-        if training and augment:
-            batch_images = augment_batch(batch_images, flip=flip, seed=seed)
+    def to_model_input(batch_images, batch_labels, key=None):
+        if key is not None and augment:
+            batch_images = augment_batch(batch_images, key)
         batch_images = tf.cast(batch_images, tf.float32)
         if image_size != _IMAGE_SHAPE[0]:
             batch_images = tf.image.resize(batch_images, [image_size, image_size])
@@ -401,11 +405,27 @@ def input_pipeline(images, labels, batch_size, training, augment=True, image_siz
         labels_ph = tf.compat.v1.placeholder(tf.int64, (None,), name='labels')
         dataset = tf.data.Dataset.from_tensor_slices((images_ph, labels_ph))
         if training:
-            dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-            dataset = dataset.repeat()
-        dataset = dataset.batch(batch_size, drop_remainder=training)
-        dataset = dataset.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE)
+            epoch_ph = tf.compat.v1.placeholder_with_default(tf.constant(0, tf.int64), [], 'epoch')
+            skip_ph = tf.compat.v1.placeholder_with_default(tf.constant(0, tf.int64), [],
+                                                            'skip_batches')
+            epoch_seed = seed * 1000003 + epoch_ph
+            dataset = dataset.shuffle(len(images), seed=epoch_seed, reshuffle_each_iteration=True)
+            dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
+            # Skipped batches are only gathered, never augmented; the index keys the augmentation.
+            dataset = dataset.enumerate().skip(skip_ph).map(
+                lambda index, batch: to_model_input(*batch, key=tf.stack([epoch_seed, index])),
+                num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            dataset = dataset.batch(batch_size).map(to_model_input,
+                                                    num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
         iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
         images_batch, labels_batch = iterator.get_next()
-    return images_batch, labels_batch, iterator.initializer, {images_ph: images, labels_ph: labels}
+
+    def feed(epoch=0, skip_batches=0):
+        values = {images_ph: images, labels_ph: labels}
+        if training:
+            values.update({epoch_ph: epoch, skip_ph: skip_batches})
+        return values
+
+    return images_batch, labels_batch, iterator.initializer, feed

@@ -20,34 +20,36 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np
 import tensorflow as tf
 
+import checkpoints
 import inference
-import train
 
 v1 = tf.compat.v1
 
 
 def export(prefix, out_dir, float16):
-    reader = tf.train.load_checkpoint(prefix)
-    shapes = reader.get_variable_to_shape_map()
-    model = [name for name in shapes if name.startswith('MobilenetV1/')
-             and not name.endswith('/ExponentialMovingAverage')
-             and '/Momentum' not in name and '/Adam' not in name]
+    """Writes OUT/model.ckpt with the weights inference would use; returns its prefix."""
+    cfg, _ = inference.resolve_checkpoint_config(prefix)
+    reader, shapes = checkpoints.open_checkpoint(prefix)
+    with tf.Graph().as_default():
+        inference.build_inference_graph(cfg, inference.checkpoint_num_classes(prefix))
+        matched, mismatched = checkpoints.match_variables(
+            v1.global_variables(scope='MobilenetV1/'), shapes)
+    if mismatched:
+        raise checkpoints.ModelError('%s: %s' % (prefix, mismatched[0]))
     values = {}
-    for name in model:
-        average = name + '/ExponentialMovingAverage'
-        value = reader.get_tensor(average if average in shapes else name)
-        # Batch-norm parameters are tiny and sensitive; only the weights are halved.
-        if float16 and name.endswith('weights'):
+    for name, var in matched.items():
+        value = reader.get_tensor(name)
+        # Batch-norm parameters are few and sensitive; only the weights are halved.
+        if float16 and var.op.name.endswith('weights'):
             value = value.astype(np.float16)
-        values[name] = value
+        values[var.op.name] = value
     os.makedirs(out_dir, exist_ok=True)
     with tf.Graph().as_default():
         variables = {name: tf.Variable(value, name=name) for name, value in values.items()}
         with v1.Session() as sess:
             sess.run(v1.global_variables_initializer())
-            path = v1.train.Saver(variables, save_relative_paths=True).save(
+            return v1.train.Saver(variables, save_relative_paths=True).save(
                 sess, os.path.join(out_dir, 'model.ckpt'), write_meta_graph=False)
-    return path
 
 
 def main(argv=None):
@@ -58,18 +60,15 @@ def main(argv=None):
     parser.add_argument('--float16', action='store_true', help='store the conv weights as float16')
     args = parser.parse_args(argv)
     try:
-        prefix = inference.checkpoint_prefix(args.ckpt)
-        inference.checkpoint_num_classes(prefix)
-    except inference.ModelError as e:
+        prefix = checkpoints.checkpoint_prefix(args.ckpt)
+        path = export(prefix, args.out_dir, args.float16)
+        for name in ('config.json', 'metrics.jsonl'):
+            source = checkpoints.run_file(prefix, name)
+            if source:
+                shutil.copyfile(source, os.path.join(args.out_dir, name))
+    except (checkpoints.ModelError, OSError) as e:
         print('export_weights.py: error: %s' % e, file=sys.stderr)
         return 2
-    path = export(prefix, args.out_dir, args.float16)
-    run_dir = os.path.dirname(os.path.abspath(prefix))
-    for name in ('config.json', 'metrics.jsonl'):
-        for folder in (run_dir, os.path.dirname(run_dir)):
-            if os.path.exists(os.path.join(folder, name)):
-                shutil.copyfile(os.path.join(folder, name), os.path.join(args.out_dir, name))
-                break
     size = sum(os.path.getsize(os.path.join(args.out_dir, f)) for f in os.listdir(args.out_dir))
     print('wrote %s from %s (%s bytes in %s)' % (path, prefix, format(size, ','), args.out_dir))
     return 0

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.tools import optimize_for_inference_lib
 
+import checkpoints
 import config
 import data_utils
 import inference
@@ -148,14 +149,14 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        prefix = inference.checkpoint_prefix(args.ckpt)
+        prefix = checkpoints.checkpoint_prefix(args.ckpt)
         num_classes = inference.checkpoint_num_classes(prefix)
         if args.num_classes is not None and args.num_classes != num_classes:
             raise inference.ModelError('%s: has %d classes, not --num_classes %d'
                                        % (prefix, num_classes, args.num_classes))
         cfg, labels = inference.resolve_checkpoint_config(prefix,
                                                           inference.architecture_overrides(args))
-        labels = labels or ['class_%d' % i for i in range(num_classes)]
+        labels = inference.label_names(labels, num_classes)
         calibration = None
         if 'int8' in args.tflite_kinds:
             calibration = calibration_set(args.data_dir, args.calibration_images, cfg['image_size'])

@@ -9,8 +9,8 @@ predict.py treat them alike and the tests can compare them:
     opencv:PATH  a frozen .pb run by OpenCV's dnn module
 
 Each takes float or uint8 NHWC images in 0..255 at the model's input size and
-returns float32 probabilities [N, num_classes]; `labels` and `input_size` come
-from the metadata written beside the model.
+returns float32 probabilities [N, num_classes]; `input_size` and `labels` (None
+if unknown: see label_names) come from the metadata saved with the model.
 """
 import json
 import os
@@ -18,8 +18,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
+import checkpoints
 import config
 import train  # the one definition of the model as trained
+from checkpoints import ModelError
 
 v1 = tf.compat.v1
 
@@ -32,36 +34,6 @@ ARCHITECTURE_KEYS = ('width', 'min_depth', 'stem', 'use_explicit_padding', 'imag
                      'normalization')
 
 
-class ModelError(Exception):
-    """A model file that cannot be used: str(e) is one line naming it."""
-
-
-def checkpoint_prefix(path):
-    """The checkpoint prefix for a prefix, a folder with a 'checkpoint' file, or a .index file."""
-    if os.path.isdir(path):
-        prefix = tf.train.latest_checkpoint(path)
-        if not prefix:
-            raise ModelError('%s: no checkpoint in this folder (no "checkpoint" index file)' % path)
-        return prefix
-    for suffix in ('.index', '.data-00000-of-00001'):
-        if path.endswith(suffix):
-            path = path[:-len(suffix)]
-    if not os.path.exists(path + '.index'):
-        raise ModelError('%s: no such checkpoint (expected %s.index)' % (path, path))
-    return path
-
-
-def run_config(prefix):
-    """The training config saved beside a checkpoint (in its folder or the folder above)."""
-    folder = os.path.dirname(os.path.abspath(prefix))
-    for candidate in (folder, os.path.dirname(folder)):
-        path = os.path.join(candidate, 'config.json')
-        if os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)
-    return {}
-
-
 def build_inference_graph(cfg, num_classes):
     """input placeholder -> preprocessing -> MobileNetV1 (moving statistics, no dropout)."""
     images = v1.placeholder(tf.float32, [None, cfg['image_size'], cfg['image_size'], 3],
@@ -72,24 +44,19 @@ def build_inference_graph(cfg, num_classes):
 
 
 def restore_for_inference(sess, prefix, cfg):
-    """Restores the model variables, checking each shape with a message that says what to pass."""
-    reader = tf.train.load_checkpoint(prefix)
-    shapes = reader.get_variable_to_shape_map()
-    variables = v1.global_variables(scope='MobilenetV1/')
-    for var in variables:
-        name = var.op.name
-        if name not in shapes:
-            raise ModelError('%s: has no variable %s; is it a MobilenetV1 checkpoint?' % (prefix, name))
-        if list(shapes[name]) != var.shape.as_list():
-            raise ModelError(
-                '%s: %s has shape %s but the model built with --width %s --stem %s has %s; pass the '
-                'width and class count the checkpoint was trained with'
-                % (prefix, name, shapes[name], cfg['width'], cfg['stem'], var.shape.as_list()))
-    train.assign_from_checkpoint(sess, reader, train.checkpoint_names(variables, shapes))
+    """Restores the model variables, with a message that says what to pass on a mismatch."""
+    reader, shapes = checkpoints.open_checkpoint(prefix)
+    matched, mismatched = checkpoints.match_variables(v1.global_variables(scope='MobilenetV1/'),
+                                                      shapes)
+    if mismatched:
+        raise ModelError('%s: %s; pass the --width, --stem and --min_depth it was trained with '
+                         '(now --width %s --stem %s --min_depth %s)'
+                         % (prefix, mismatched[0], cfg['width'], cfg['stem'], cfg['min_depth']))
+    checkpoints.assign_from_checkpoint(sess, prefix, reader, matched)
 
 
 def checkpoint_num_classes(prefix):
-    shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    _, shapes = checkpoints.open_checkpoint(prefix)
     if LOGITS_BIASES not in shapes:
         raise ModelError('%s: has no %s; is it a MobilenetV1 classifier checkpoint?'
                          % (prefix, LOGITS_BIASES))
@@ -98,7 +65,7 @@ def checkpoint_num_classes(prefix):
 
 def resolve_checkpoint_config(prefix, overrides=None):
     """Architecture of a checkpoint: its saved config.json, then explicit overrides, then defaults."""
-    saved = run_config(prefix)
+    saved = checkpoints.read_run_config(prefix)
     cfg = {k: saved.get(k, config.DEFAULTS[k]) for k in ARCHITECTURE_KEYS}
     cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
     cfg.update(dropout_keep_prob=1.0, weight_decay=0.0, regularize_depthwise=False, init_stddev=0.0,
@@ -111,7 +78,7 @@ def resolve_checkpoint_config(prefix, overrides=None):
 
 class CheckpointModel:
     def __init__(self, path, overrides=None):
-        prefix = checkpoint_prefix(path)
+        prefix = checkpoints.checkpoint_prefix(path)
         num_classes = checkpoint_num_classes(prefix)
         cfg, labels = resolve_checkpoint_config(prefix, overrides)
         self.graph = tf.Graph()
@@ -121,24 +88,31 @@ class CheckpointModel:
             restore_for_inference(self.sess, prefix, cfg)
         self.graph.finalize()
         self.input_size = cfg['image_size']
-        self.labels = labels or ['class_%d' % i for i in range(num_classes)]
+        self.labels = labels
 
     def predict(self, images):
         return self.sess.run(self.probs, {self.images: np.asarray(images, np.float32)})
 
 
 def read_metadata(model_path):
-    """The JSON written beside a frozen model by freeze_graph.py (same stem)."""
-    path = os.path.splitext(model_path)[0]
-    for suffix in ('_int8', ''):
-        if path.endswith(suffix) and os.path.exists(path[:len(path) - len(suffix)] + '.json'):
-            with open(path[:len(path) - len(suffix)] + '.json') as f:
-                return json.load(f)
-    return {}
+    """The JSON written beside a frozen model by freeze_graph.py (same stem), or {}."""
+    stem = os.path.splitext(model_path)[0]
+    if stem.endswith('_int8'):
+        stem = stem[:-len('_int8')]
+    if not os.path.exists(stem + '.json'):
+        return {}
+    try:
+        with open(stem + '.json') as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise ModelError('%s.json: cannot read (%s)' % (stem, e)) from e
 
 
-def _labels_from(metadata, num_classes):
-    return metadata.get('labels') or ['class_%d' % i for i in range(num_classes)]
+def label_names(labels, num_classes):
+    """The class names a model was saved with, or class_0.. when they are missing or do not fit."""
+    if labels and len(labels) == num_classes:
+        return list(labels)
+    return ['class_%d' % i for i in range(num_classes)]
 
 
 class FrozenGraphModel:
@@ -161,7 +135,7 @@ class FrozenGraphModel:
                 raise ModelError('%s: not a frozen MobilenetV1 of freeze_graph.py (%s)' % (path, e)) from e
         self.sess = v1.Session(graph=self.graph)
         self.input_size = self.images.shape[1]
-        self.labels = _labels_from(read_metadata(path), self.probs.shape[-1])
+        self.labels = read_metadata(path).get('labels')
 
     def predict(self, images):
         return self.sess.run(self.probs, {self.images: np.asarray(images, np.float32)})
@@ -177,7 +151,7 @@ class TFLiteModel:
         self.output = self.interpreter.get_output_details()[0]
         self.input_size = int(self.input['shape'][1])
         self.batch_size = batch_size
-        self.labels = _labels_from(read_metadata(path), int(self.output['shape'][-1]))
+        self.labels = read_metadata(path).get('labels')
         self._batch = None
 
     def _resize(self, batch):
@@ -227,7 +201,7 @@ class OpenCVModel:
             raise ModelError('%s: OpenCV cannot import it (%s)' % (path, str(e).strip().splitlines()[-1])) from e
         metadata = read_metadata(path)
         self.input_size = metadata.get('input_size', 32)
-        self.labels = _labels_from(metadata, metadata.get('num_classes', 10))
+        self.labels = metadata.get('labels')
 
     def predict(self, images):
         # NHWC in, as the graph's input; OpenCV wants an NCHW blob and transposes it back itself.

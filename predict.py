@@ -46,10 +46,11 @@ def main(argv=None):
     except inference.ModelError as e:
         print('predict.py: error: %s' % e, file=sys.stderr)
         return 2
+    names = inference.label_names(model.labels, probs.shape[1])
     results = []
     for path, row in zip(args.images, probs):
         top = np.argsort(-row)[:args.top_k]
-        ranked = [(model.labels[i], float(row[i])) for i in top]
+        ranked = [(names[i], float(row[i])) for i in top]
         print('%s: %s' % (path, ', '.join('%s %.3f' % pair for pair in ranked)))
         results.append(dict(image=path, top_k=[dict(label=l, probability=round(p, 6)) for l, p in ranked]))
     print(json.dumps(results))

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+import checkpoints
 import config
 import data_utils
 import mobilenet
@@ -31,8 +32,10 @@ tf.get_logger().setLevel('ERROR')  # Saver's deprecation notices are not the use
 
 # Variables that make a checkpoint a resumable run rather than just weights.
 STATE_SCOPE = 'train_state'
-# Values that change the variables' shapes; a resumed run must keep them.
-ARCHITECTURE_KEYS = ('width', 'min_depth', 'stem')
+# Values a resumed run must keep: they change the variables, what the model computes, or
+# which images an epoch holds. The optimizer's family and weight averaging are checked too.
+RESUME_KEYS = ('width', 'min_depth', 'stem', 'use_explicit_padding', 'normalization', 'image_size',
+               'val_size', 'seed', 'batch_size', 'steps_per_epoch')
 
 
 class UsageError(Exception):
@@ -81,9 +84,19 @@ def check_config(cfg):
                 'image_size'):
         if not cfg[key] > 0:
             raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
-    for key in ('steps_per_epoch', 'val_size', 'warmup_epochs', 'weight_decay'):
+    for key in ('steps_per_epoch', 'val_size', 'warmup_epochs', 'weight_decay', 'momentum'):
         if cfg[key] < 0:
             raise UsageError('--%s must be 0 or more, got %r' % (key, cfg[key]))
+    for key in ('lr_step_epochs', 'min_depth'):
+        if cfg[key] <= 0:
+            raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
+    if not 0 <= cfg['ema_decay'] < 1:
+        raise UsageError('--ema_decay must be in [0, 1) (0: off), got %r' % cfg['ema_decay'])
+    stride = math.prod(d.stride for d in mobilenet.STEMS[cfg['stem']])
+    if math.ceil(cfg['image_size'] / stride) > 7:
+        raise UsageError('--image_size %d is too large for --stem %s (at most %d: the logits pool '
+                         'a 7x7 map at most); pass --stem imagenet for up to 224'
+                         % (cfg['image_size'], cfg['stem'], 7 * stride))
     if not 0 < cfg['dropout_keep_prob'] <= 1:
         raise UsageError('--dropout_keep_prob must be in (0, 1], got %r' % cfg['dropout_keep_prob'])
     if not 0 <= cfg['label_smoothing'] < 1:
@@ -235,7 +248,7 @@ def set_state(sess, g, **values):
 def evaluate(sess, g, split):
     """{'loss', 'accuracy'[, 'accuracy_tta']} over every image of the split."""
     init, feed, sums, count = g.eval[split]
-    sess.run(init, feed)
+    sess.run(init, feed())
     totals = dict.fromkeys(sums, 0.0)
     while True:
         try:
@@ -249,68 +262,57 @@ def evaluate(sess, g, split):
 
 def restore_pretrained(sess, variables, path):
     """Load every variable whose name and shape match `path`; return (prefix, restored, skipped)."""
-    prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
-    if not prefix or not v1.train.checkpoint_exists(prefix):
-        raise UsageError('--pretrain_path %s: no checkpoint there (expected a prefix such as '
-                         'mobilenet_v1_1.0_224.ckpt or a folder with a "checkpoint" file)' % path)
-    reader = tf.train.load_checkpoint(prefix)
-    shapes = reader.get_variable_to_shape_map()
-    restored, skipped = {}, []
-    for name, var in checkpoint_names(variables, shapes).items():
-        if name not in shapes:
-            skipped.append('%s (not in checkpoint)' % name)
-        elif list(shapes[name]) != var.shape.as_list():
-            skipped.append('%s (checkpoint %s, model %s)' % (name, shapes[name], var.shape.as_list()))
-        else:
-            restored[name] = var
-    if not restored:
-        raise UsageError('--pretrain_path %s: no variable matched by name and shape; is it a '
-                         'MobilenetV1 checkpoint?' % path)
-    assign_from_checkpoint(sess, reader, restored)
+    try:
+        prefix = checkpoints.checkpoint_prefix(path)
+        reader, shapes = checkpoints.open_checkpoint(prefix)
+        restored, skipped = checkpoints.match_variables(variables, shapes)
+        if not restored:
+            raise checkpoints.ModelError('%s: no variable matched by name and shape; is it a '
+                                         'MobilenetV1 checkpoint?' % path)
+        checkpoints.assign_from_checkpoint(sess, prefix, reader, restored)
+    except checkpoints.ModelError as e:
+        raise UsageError('--pretrain_path %s' % e) from e
     return prefix, restored, skipped
-
-
-def checkpoint_names(variables, shapes):
-    """{name in the checkpoint: variable}: a weight's average where training kept one (as slim's
-    evaluation restores), else the weight itself."""
-    names = {}
-    for var in variables:
-        average = var.op.name + '/ExponentialMovingAverage'
-        names[average if average in shapes else var.op.name] = var
-    return names
-
-
-def assign_from_checkpoint(sess, reader, names_to_variables):
-    """Sets each variable to the checkpoint tensor of that name, cast to its dtype, so that
-    weights stored as float16 restore into float32 variables."""
-    feeds, assigns = {}, []
-    for name, var in names_to_variables.items():
-        placeholder = v1.placeholder(var.dtype.base_dtype, var.shape)
-        feeds[placeholder] = reader.get_tensor(name).astype(var.dtype.as_numpy_dtype)
-        assigns.append(var.assign(placeholder))
-    sess.run(assigns, feeds)
 
 
 def load_data(cfg):
     data_utils.ensure_cifar10(cfg['data_dir'], archive=cfg['cifar_archive'] or None)
     data = data_utils.load_cifar10(cfg['data_dir'])
+    if cfg['val_size'] >= len(data['train_labels']):
+        raise UsageError('--val_size %d leaves no training images (there are %d)'
+                         % (cfg['val_size'], len(data['train_labels'])))
     (data['train_images'], data['train_labels'],
      data['val_images'], data['val_labels']) = data_utils.split_validation(
         data['train_images'], data['train_labels'], cfg['val_size'], seed=cfg['seed'])
     return data
 
 
+def steps_in_epoch(cfg, num_train):
+    """--steps_per_epoch, or one pass over the training set."""
+    return cfg['steps_per_epoch'] or num_train // cfg['batch_size']
+
+
+def resume_signature(cfg):
+    """What a resumed run must share with the run it resumes (cfg with steps_per_epoch resolved)."""
+    signature = {key: cfg.get(key) for key in RESUME_KEYS}
+    signature['optimizer'] = 'adam' if cfg.get('optimizer') == 'adam' else 'momentum or nesterov'
+    signature['ema_decay'] = 'on' if cfg.get('ema_decay') else 'off'
+    return signature
+
+
 def check_resume_config(cfg, path):
-    """A resumed run must build the same variables as the checkpoint it resumes."""
     if not os.path.exists(path):
         return
-    with open(path) as f:
-        saved = json.load(f)
-    for key in ARCHITECTURE_KEYS:
-        if key in saved and saved[key] != cfg[key]:
-            raise UsageError('--%s %r differs from the run being resumed in %s (%r); use another '
-                             '--ckpt_dir or the same value' % (key, cfg[key], os.path.dirname(path),
-                                                                 saved[key]))
+    try:
+        with open(path) as f:
+            saved = resume_signature(json.load(f))
+    except (OSError, ValueError) as e:
+        raise UsageError('%s: cannot read (%s); use another --ckpt_dir' % (path, e)) from e
+    for key, value in resume_signature(cfg).items():
+        if saved[key] != value:
+            raise UsageError('--%s %s differs from the run being resumed in %s (%s); use another '
+                             '--ckpt_dir, or the same value' % (key, value, os.path.dirname(path),
+                                                                saved[key]))
 
 
 def write_scalars(writer, step, values):
@@ -323,24 +325,26 @@ def train(cfg):
     """Train (or resume) the run in cfg['ckpt_dir']; return the summary dict."""
     check_config(cfg)
     ckpt_dir = cfg['ckpt_dir']
-    os.makedirs(ckpt_dir, exist_ok=True)
+    try:
+        os.makedirs(ckpt_dir, exist_ok=True)
+    except OSError as e:
+        raise UsageError('--ckpt_dir %s: cannot create it (%s)' % (ckpt_dir, e.strerror)) from e
     config_path = os.path.join(ckpt_dir, 'config.json')
     latest = tf.train.latest_checkpoint(ckpt_dir)
-    if latest:
-        check_resume_config(cfg, config_path)
     data = load_data(cfg)
     num_train = len(data['train_labels'])
     if num_train < cfg['batch_size']:
         raise UsageError('--batch_size %d is larger than the %d training images'
                          % (cfg['batch_size'], num_train))
-    steps_per_epoch = cfg['steps_per_epoch'] or num_train // cfg['batch_size']
+    cfg = dict(cfg, steps_per_epoch=steps_in_epoch(cfg, num_train))
+    if latest:
+        check_resume_config(cfg, config_path)
 
     with tf.Graph().as_default() as graph, v1.Session() as sess:
-        g = build_graph(cfg, data, steps_per_epoch)
+        g = build_graph(cfg, data, cfg['steps_per_epoch'])
         sess.run(g.init)
         if latest:
-            g.saver.restore(sess, latest)
-            print('Resuming from %s' % latest, flush=True)
+            resume(sess, g, latest, cfg)
         elif cfg['load_pretrain']:
             prefix, restored, skipped = restore_pretrained(sess, g.model_variables,
                                                            cfg['pretrain_path'])
@@ -349,103 +353,136 @@ def train(cfg):
             for line in skipped:
                 print('  ' + line, flush=True)
         with open(config_path + '.tmp', 'w') as f:
-            json.dump(dict(cfg, steps_per_epoch=steps_per_epoch, label_names=data['label_names']),
-                      f, indent=1, sort_keys=True)
+            json.dump(dict(cfg, label_names=data['label_names']), f, indent=1, sort_keys=True)
         os.replace(config_path + '.tmp', config_path)
         writer = v1.summary.FileWriter(ckpt_dir)
-        graph.finalize()  # nothing below may add ops: the training loop stays allocation-free
+        graph.finalize()  # the loop below must not grow the graph step after step
         try:
-            return train_loop(cfg, sess, g, steps_per_epoch, writer)
+            return train_loop(cfg, sess, g, writer)
         finally:
             writer.close()
 
 
-def last_record(metrics_path):
+def resume(sess, g, latest, cfg):
+    try:
+        g.saver.restore(sess, latest)
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+        raise UsageError('%s: cannot resume from it (%s); use another --ckpt_dir'
+                         % (latest, checkpoints.first_line(e))) from e
+    # The savers only delete what they wrote themselves: hand them what earlier runs left.
+    for saver, folder in ((g.saver, cfg['ckpt_dir']),
+                          (g.best_saver, os.path.join(cfg['ckpt_dir'], 'best'))):
+        state = tf.train.get_checkpoint_state(folder)
+        if state:
+            saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+    note = ' (--load_pretrain ignored: the run has checkpoints)' if cfg['load_pretrain'] else ''
+    print('Resuming from %s%s' % (latest, note), flush=True)
+
+
+def read_metrics(metrics_path, last_epoch):
+    """The metrics lines of epochs up to `last_epoch`, rewriting the file without later ones.
+
+    An interrupt between an epoch's metrics line and its checkpoint leaves a line that the
+    resumed run writes again; a crash mid-write leaves a line that does not parse.
+    """
     if not os.path.exists(metrics_path):
-        return {}
+        return []
+    records = []
     with open(metrics_path) as f:
-        lines = f.read().splitlines()
-    return json.loads(lines[-1]) if lines else {}
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get('epoch', 0) <= last_epoch:
+                records.append(record)
+    with open(metrics_path + '.tmp', 'w') as f:
+        f.writelines(json.dumps(r) + '\n' for r in records)
+    os.replace(metrics_path + '.tmp', metrics_path)
+    return records
 
 
-def train_loop(cfg, sess, g, steps_per_epoch, writer):
+def train_loop(cfg, sess, g, writer):
     """Epochs until cfg['epochs']: train, evaluate, log, checkpoint. Ctrl-C saves first."""
-    ckpt_dir = cfg['ckpt_dir']
+    ckpt_dir, steps_per_epoch = cfg['ckpt_dir'], cfg['steps_per_epoch']
     prefix = os.path.join(ckpt_dir, 'model.ckpt')
     metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
-    sess.run(g.train_init, g.train_feed)
+    # Python holds the committed state, what the last checkpoint says; the graph counts steps.
     epoch, step_in_epoch, best, seconds, wall_before = sess.run(
         [g.epoch, g.step_in_epoch, g.best_accuracy, g.train_seconds, g.wall_seconds])
+    step_in_epoch = min(step_in_epoch, steps_per_epoch)
+    records = read_metrics(metrics_path, epoch)
+    record = records[-1] if records else {}  # what the summary reports if no epoch is left
     resumed_at = time.time()
-    record = last_record(metrics_path)  # what the summary reports if no epoch is left to run
 
     def save():
         g.saver.save(sess, prefix, global_step=g.global_step, write_meta_graph=False)
 
-    images_per_sec = 0.0
-    bar, start = None, None
+    bar, start, stepping, steps_done = None, None, False, step_in_epoch
     try:
         while epoch < cfg['epochs']:
+            sess.run(g.train_init, g.train_feed(epoch, step_in_epoch))
             start = time.time()
             losses, accuracies = [], []
             bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, unit='step', file=sys.stderr,
                        desc='epoch %d/%d' % (epoch + 1, cfg['epochs']), dynamic_ncols=True,
                        mininterval=1.0 if sys.stderr.isatty() else 30.0)
+            stepping = True
             for _ in range(step_in_epoch, steps_per_epoch):
                 _, loss, accuracy, lr = sess.run([g.train_op, g.loss, g.accuracy, g.lr])
                 if not math.isfinite(loss):
                     raise FloatingPointError(
-                        'loss is %s at step %d (epoch %d); stopping without saving, the last good '
-                        'checkpoint in %s is untouched. Lower --lr or check the data.'
-                        % (loss, sess.run(g.global_step), epoch + 1, ckpt_dir))
+                        'loss is %s at step %d (epoch %d); stopping without saving%s. Lower --lr '
+                        'or check the data.' % (
+                            loss, sess.run(g.global_step), epoch + 1,
+                            ', the last good checkpoint in %s is untouched' % ckpt_dir
+                            if tf.train.latest_checkpoint(ckpt_dir) else ''))
                 losses.append(loss)
                 accuracies.append(accuracy)
                 bar.update()
                 bar.set_postfix(loss='%.3f' % loss, lr='%.4g' % lr, img_s='%.0f' % (
                     len(losses) * cfg['batch_size'] / (time.time() - start)), refresh=False)
+            stepping, steps_done = False, steps_per_epoch
             bar.close()
             train_time = time.time() - start
-            images_per_sec = len(losses) * cfg['batch_size'] / max(train_time, 1e-9)
             seconds += train_time
             start = None
-            epoch += 1
-            step_in_epoch = 0
+            images_per_sec = len(losses) * cfg['batch_size'] / train_time if losses else None
 
-            record = dict(epoch=int(epoch), step=int(sess.run(g.global_step)), lr=float(lr),
-                          train_loss=float(np.mean(losses)), train_accuracy=float(np.mean(accuracies)),
-                          images_per_sec=round(images_per_sec, 1))
+            # An epoch resumed after its last step (interrupted in evaluation) only evaluates.
+            record = dict(epoch=int(epoch + 1), step=int(sess.run(g.global_step)),
+                          lr=float(lr if losses else sess.run(g.lr)),
+                          train_loss=float(np.mean(losses)) if losses else None,
+                          train_accuracy=float(np.mean(accuracies)) if losses else None,
+                          images_per_sec=None if images_per_sec is None else round(images_per_sec, 1))
             for split in g.eval:
                 for key, value in evaluate(sess, g, split).items():
                     record[split + '_' + key] = value
-            test_accuracy = record['test_accuracy']
-            selection = record.get('val_accuracy', test_accuracy)
-            is_best = selection > best
-            best = max(best, selection)
+            selection = record.get('val_accuracy', record['test_accuracy'])
             wall = wall_before + time.time() - resumed_at
             record.update(train_seconds=round(seconds, 1), wall_seconds=round(wall, 1))
 
-            set_state(sess, g, epoch=epoch, step_in_epoch=0, best_accuracy=best,
+            # Commit: the best copy and the metrics line first, the checkpoint resume reads last,
+            # so that an interrupt anywhere here leaves a state resume completes (read_metrics).
+            set_state(sess, g, epoch=epoch + 1, step_in_epoch=0, best_accuracy=max(best, selection),
                       train_seconds=seconds, wall_seconds=wall)
-            save()
-            if is_best:
+            if selection > best:
                 g.best_saver.save(sess, os.path.join(ckpt_dir, 'best', 'model.ckpt'),
                                   global_step=g.global_step, write_meta_graph=False)
             with open(metrics_path, 'a') as f:
                 f.write(json.dumps(record) + '\n')
+            save()
+            epoch, step_in_epoch, steps_done, best = epoch + 1, 0, 0, max(best, selection)
+
             write_scalars(writer, record['step'], {k: v for k, v in record.items()
-                                                   if k not in ('epoch', 'step')})
-            extras = ''.join('  %s %.4f' % (key.replace('_', ' '), record[key])
-                             for key in ('test_accuracy_tta', 'val_accuracy') if key in record)
-            print('epoch %d/%d  loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f%s  '
-                  '%.0f img/s  %.0f s' % (epoch, cfg['epochs'], record['train_loss'],
-                                          record['train_accuracy'], record['test_loss'],
-                                          test_accuracy, extras, images_per_sec, train_time),
-                  flush=True)
+                                                   if k not in ('epoch', 'step') and v is not None})
+            print(epoch_line(record, cfg['epochs'], train_time), flush=True)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        epoch_done, step_done = sess.run([g.epoch, g.step_in_epoch])
-        set_state(sess, g, epoch=epoch_done, step_in_epoch=step_done, best_accuracy=best,
+        # Mid-epoch the graph's counter is exact (a step that was running has finished).
+        done = sess.run(g.step_in_epoch) if stepping else steps_done
+        set_state(sess, g, epoch=epoch, step_in_epoch=done, best_accuracy=best,
                   train_seconds=seconds + (time.time() - start if start else 0.0),
                   wall_seconds=wall_before + time.time() - resumed_at)
         save()
@@ -458,7 +495,21 @@ def train_loop(cfg, sess, g, steps_per_epoch, writer):
                 best_on='val' if 'val' in g.eval else 'test', epochs=int(epoch),
                 train_seconds=round(seconds, 1),
                 wall_seconds=round(wall_before + time.time() - resumed_at, 1),
-                images_per_sec=round(images_per_sec, 1), ckpt=tf.train.latest_checkpoint(ckpt_dir))
+                images_per_sec=record.get('images_per_sec'),
+                ckpt=tf.train.latest_checkpoint(ckpt_dir))
+
+
+def epoch_line(record, epochs, train_time):
+    parts = ['epoch %d/%d' % (record['epoch'], epochs)]
+    if record['train_loss'] is not None:
+        parts.append('loss %.4f  train acc %.4f' % (record['train_loss'], record['train_accuracy']))
+    parts.append('test loss %.4f  test acc %.4f' % (record['test_loss'], record['test_accuracy']))
+    parts += ['%s %.4f' % (key.replace('_', ' '), record[key])
+              for key in ('test_accuracy_tta', 'val_accuracy') if key in record]
+    if record['images_per_sec'] is not None:
+        parts.append('%.0f img/s' % record['images_per_sec'])
+    parts.append('%.0f s' % train_time)
+    return '  '.join(parts)
 
 
 def _interrupt(signum, frame):

@@ -503,7 +503,7 @@ def distinct_images(n, size=8, seed=0):
 
 def test_augment_batch_with_no_pad_and_no_flip_is_identity():
     images = distinct_images(4)
-    output = run_in_graph(lambda: data_utils.augment_batch(images, pad=0, flip=False))
+    output = run_in_graph(lambda: data_utils.augment_batch(images, [0, 0], pad=0, flip=False))
     np.testing.assert_array_equal(output, images)
 
 
@@ -512,7 +512,7 @@ def test_augment_batch_outputs_are_crops_or_flips_of_their_own_input():
     pad, size = 2, images.shape[1]
 
     def build():
-        output = data_utils.augment_batch(tf.constant(images), pad=pad, seed=7)
+        output = data_utils.augment_batch(tf.constant(images), [7, 0], pad=pad)
         assert output.shape == images.shape
         return output
 
@@ -534,7 +534,7 @@ def test_augment_batch_outputs_are_crops_or_flips_of_their_own_input():
 
 def test_augment_batch_flips_some_but_not_all():
     images = distinct_images(64)
-    output = run_in_graph(lambda: data_utils.augment_batch(images, pad=0, seed=1))
+    output = run_in_graph(lambda: data_utils.augment_batch(images, [1, 0], pad=0))
     flipped = [np.array_equal(out, image[:, ::-1]) for out, image in zip(output, images)]
     kept = [np.array_equal(out, image) for out, image in zip(output, images)]
     assert all(f != k for f, k in zip(flipped, kept))
@@ -559,7 +559,7 @@ def take_batches(images, labels, count=None, **kwargs):
         images_batch, labels_batch, initializer, feed = data_utils.input_pipeline(
             images, labels, **kwargs)
         with v1.Session() as session:
-            session.run(initializer, feed)
+            session.run(initializer, feed())
             batches = []
             while count is None or len(batches) < count:
                 try:
@@ -618,5 +618,22 @@ def test_pipeline_feeds_data_instead_of_embedding_it():
     with tf.Graph().as_default() as graph:
         *_, feed = data_utils.input_pipeline(images, np.arange(1000) % 10, batch_size=10,
                                              training=True, image_size=64)
-    assert sorted(p.dtype.name for p in feed) == ['int64', 'uint8']
+    assert {p.dtype.name: value.nbytes for p, value in feed().items() if hasattr(value, 'nbytes')} \
+        == {'uint8': images.nbytes, 'int64': 8000}
     assert graph.as_graph_def().ByteSize() < 2 ** 20
+
+
+def test_training_pipeline_resumes_mid_epoch_and_differs_between_epochs():
+    """feed(epoch, k) yields what batch k+1 of that epoch was, augmentation included."""
+    images = distinct_images(40, size=32)
+    with tf.Graph().as_default():
+        batch, _, initializer, feed = data_utils.input_pipeline(images, np.arange(40) % 10, 8,
+                                                                training=True, seed=5)
+        with v1.Session() as session:
+            def take(epoch, skip, count):
+                session.run(initializer, feed(epoch, skip))
+                return [session.run(batch) for _ in range(count)]
+            whole, resumed, next_epoch = take(0, 0, 4), take(0, 2, 2), take(1, 0, 4)
+    for a, b in zip(whole[2:], resumed):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(whole[0], next_epoch[0])

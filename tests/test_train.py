@@ -149,7 +149,8 @@ def test_pretrained_restore_skips_a_mismatched_head(capsys, tiny_cifar, tmp_path
                          '--optimizer', 'momentum', '--warmup_epochs', '0')
     assert code == 0, err
     assert out[0] == 'Restored 135 variables from %s; skipped 2:' % prefix
-    assert out[1].startswith('  MobilenetV1/Logits/Conv2d_1c_1x1/weights (checkpoint [1, 1, 256, 1001]')
+    assert out[1] == ('  MobilenetV1/Logits/Conv2d_1c_1x1/weights has shape [1, 1, 256, 1001] in the '
+                      'checkpoint, [1, 1, 256, 10] in the model')
     assert out[2].startswith('  MobilenetV1/Logits/Conv2d_1c_1x1/biases')
     assert metrics(ckpt_dir)[0]['step'] == 1  # the step count starts at zero, not the checkpoint's
     after = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(ckpt_dir)))
@@ -167,7 +168,7 @@ def test_pretrained_float16_weights_restore(capsys, tiny_cifar, tmp_path):
     (tmp_path / 'no_state').mkdir()
     code, out, err = run(capsys, tiny_cifar, tmp_path / 'run', '--load_pretrain', '1',
                          '--pretrain_path', str(tmp_path / 'no_state'), '--epochs', '1')
-    assert code == 2 and 'no checkpoint there' in err  # a folder without a "checkpoint" file
+    assert code == 2 and 'no checkpoint in this folder' in err  # no "checkpoint" index file
     code, out, err = run(capsys, tiny_cifar, tmp_path / 'run', '--load_pretrain', '1',
                          '--pretrain_path', prefix, '--epochs', '1', '--steps_per_epoch', '1')
     assert code == 0, err
@@ -190,6 +191,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, t
     (['--load_pretrain', '1'], '--load_pretrain 1 needs --pretrain_path'),
     (['--load_pretrain', '1', '--pretrain_path', '/nonexistent/model.ckpt'], '/nonexistent/model.ckpt'),
     (['--batch_size', '0'], '--batch_size must be greater than 0'),
+    (['--image_size', '128'], '--image_size 128 is too large for --stem cifar (at most 112'),
+    (['--val_size', '160'], '--val_size 160 leaves no training images (there are 160)'),
+    (['--ema_decay', '1'], '--ema_decay must be in [0, 1)'),
+    (['--ckpt_dir', '/dev/null/ckpt'], '--ckpt_dir /dev/null/ckpt: cannot create it'),
     (['--batch_size', '4096'], '--batch_size 4096 is larger than the 160 training images'),
 ])
 def test_bad_flags_get_one_line(capsys, tiny_cifar, tmp_path, flags, message):
@@ -246,3 +251,48 @@ def test_readme_documents_every_flag():
     missing = [name for name in config.DEFAULTS if '`--%s`' % name not in readme]
     assert not missing
     assert all('`%s`' % name in readme for name in config.PRESETS)
+
+
+def test_an_interrupt_during_evaluation_resumes_into_that_evaluation(capsys, tiny_cifar, tmp_path,
+                                                                    monkeypatch):
+    flags = ['--preset', 'seed', '--epochs', '2', '--steps_per_epoch', '4']
+    real_evaluate = train.evaluate
+    calls = []
+
+    def interrupting_evaluate(sess, g, split):
+        calls.append(split)
+        if len(calls) == 2:  # the second epoch's evaluation
+            raise KeyboardInterrupt
+        return real_evaluate(sess, g, split)
+
+    monkeypatch.setattr(train, 'evaluate', interrupting_evaluate)
+    code, _, _ = run(capsys, tiny_cifar, tmp_path, *flags)
+    assert code == 130 and [r['epoch'] for r in metrics(tmp_path)] == [1]
+    monkeypatch.undo()
+    code, out, err = run(capsys, tiny_cifar, tmp_path, *flags)
+    assert code == 0, err
+    records = metrics(tmp_path)
+    # Epoch 2 is evaluated once, without training a step more.
+    assert [(r['epoch'], r['step']) for r in records] == [(1, 4), (2, 8)]
+    assert records[1]['train_loss'] is None and records[1]['test_accuracy'] >= 0
+    assert json.loads(out[-1])['epochs'] == 2
+
+
+def test_resume_refuses_another_optimizer_or_epoch_length(capsys, tiny_cifar, tmp_path):
+    code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '1', '--steps_per_epoch', '2')
+    assert code == 0, err
+    code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '2', '--steps_per_epoch', '2',
+                       '--preset', 'seed')
+    assert code == 2 and '--optimizer adam differs from the run being resumed' in err
+    code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '2', '--steps_per_epoch', '3')
+    assert code == 2 and '--steps_per_epoch 3 differs from the run being resumed' in err
+
+
+def test_resumed_runs_keep_only_the_last_checkpoints(capsys, tiny_cifar, tmp_path):
+    flags = ['--steps_per_epoch', '1', '--keep_checkpoints', '2']
+    for epochs in ('2', '4'):
+        code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', epochs, *flags)
+        assert code == 0, err
+    assert sorted(p.name for p in tmp_path.glob('model.ckpt-*.index')) == [
+        'model.ckpt-3.index', 'model.ckpt-4.index']
+    assert len(list((tmp_path / 'best').glob('model.ckpt-*.index'))) == 1
