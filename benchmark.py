@@ -53,7 +53,7 @@ v1 = tf.compat.v1
 # Beyond this, Keras gets one batch repeated through tf.data instead of a
 # NumPy array of --steps batches (224x224 at batch 128 would be 1.5 GB a side).
 _KERAS_NUMPY_LIMIT_BYTES = 1 << 30
-# progress (in epochs) at which our learning rate is taken: past half the warm-up.
+# progress (in epochs) at which our learning rate is taken: half-way through the warm-up.
 _PROGRESS = 1.0
 
 
@@ -394,11 +394,6 @@ class _BatchTimer(tf.keras.callbacks.Callback):
 # Orchestration and report
 # --------------------------------------------------------------------------
 
-def _data_missing(data_dir):
-    names = data_utils.TRAIN_FILES + [data_utils.TEST_FILE, data_utils.META_FILE]
-    return [n for n in names if not os.path.isfile(os.path.join(data_dir, n))]
-
-
 def _apply_keras_threads(args, notes):
     if not (args.intra_op_threads or args.inter_op_threads):
         return
@@ -436,7 +431,7 @@ def run(args, log=print):
     matmul = Matmul(args)
 
     real = None
-    missing = _data_missing(args.data_dir)
+    missing = data_utils.missing_files(args.data_dir)
     if missing:
         notes.append('real train.py path skipped: %s lacks %s (benchmark.py never downloads; run '
                      'train.py once or pass --data_dir)' % (args.data_dir, ', '.join(missing)))

@@ -35,7 +35,7 @@ DEFAULTS = dict(
 
     # Optimisation
     optimizer='nesterov',         # 'adam', 'momentum' or 'nesterov' (SGD with Nesterov momentum)
-    lr=0.2,                       # peak learning rate
+    lr=0.2,                       # base learning rate, times the schedule (and progress/warmup_epochs in warm-up)
     momentum=0.9,                 # momentum of SGD ('momentum', 'nesterov')
     lr_schedule='linear',         # 'exponential' (x lr_decay per epoch), 'step', 'cosine' or 'linear' (to 0)
     lr_decay=0.99,                # 'exponential': factor per epoch

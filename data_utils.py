@@ -72,7 +72,8 @@ def _one_line(error):
 # Download and extraction
 # --------------------------------------------------------------------------
 
-def _missing_files(data_dir):
+def missing_files(data_dir):
+    """The official files not (yet) in data_dir."""
     return [name for name in _ALL_FILES
             if not os.path.isfile(os.path.join(data_dir, name))]
 
@@ -83,7 +84,7 @@ def ensure_cifar10(data_dir, archive=None, url=CIFAR10_URL, md5=CIFAR10_MD5):
     Uses the local `archive` (a cifar-10-python.tar.gz) when given, else
     downloads `url`; either way the archive must match `md5`. Raises DataError.
     """
-    if not _missing_files(data_dir):
+    if not missing_files(data_dir):
         return
     # Everything is staged in a private directory inside data_dir: it is on
     # the same filesystem, so each os.replace below is atomic, and removing it
@@ -270,7 +271,7 @@ def load_cifar10(data_dir):
     Returns a dict with train_images, train_labels, test_images, test_labels
     (as load_batch) and label_names. Raises DataError.
     """
-    missing = _missing_files(data_dir)
+    missing = missing_files(data_dir)
     if missing:
         raise DataError('%s: missing CIFAR-10 file(s) %s (download them with ensure_cifar10, or %s)'
                         % (data_dir, ', '.join(missing), _ARCHIVE_HINT % data_dir))

@@ -139,6 +139,9 @@ def parse_args(argv=None):
     if bad:
         parser.error("--tflite: unknown kind %s; pass float32, int8, 'float32,int8' or none"
                      % ', '.join(bad))
+    if not args.output.endswith('.pb'):
+        parser.error('--output must name a .pb file (metadata and TFLite go beside it), got %r'
+                     % args.output)
     if 'int8' in kinds and args.calibration_images < 1:
         parser.error('--calibration_images must be at least 1 for --tflite int8, got %d'
                      % args.calibration_images)
@@ -177,6 +180,12 @@ def main(argv=None):
     for path, data in outputs.items():
         write_atomically(path, data)
         print('wrote %s (%s bytes)' % (path, format(len(data), ',')))
+    # A TFLite file of an earlier freeze would not match the metadata just written.
+    for kind in TFLITE_KINDS:
+        stale = stem + ('_int8' if kind == 'int8' else '') + '.tflite'
+        if stale not in outputs and os.path.exists(stale):
+            os.remove(stale)
+            print('removed %s (from an earlier freeze)' % stale)
     print(json.dumps(dict(checkpoint=prefix, files=list(outputs), input=inference.INPUT_NODE,
                           output=inference.OUTPUT_NODE, logits=inference.LOGITS_NODE)))
     return 0

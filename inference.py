@@ -142,7 +142,10 @@ class FrozenGraphModel:
 
 
 class TFLiteModel:
-    def __init__(self, path, batch_size=100):
+    # Bigger batches gain nothing on the interpreter and cost memory.
+    BATCH_SIZE = 100
+
+    def __init__(self, path):
         try:
             self.interpreter = tf.lite.Interpreter(model_path=path, num_threads=os.cpu_count())
         except (ValueError, RuntimeError) as e:
@@ -150,7 +153,6 @@ class TFLiteModel:
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.input_size = int(self.input['shape'][1])
-        self.batch_size = batch_size
         self.labels = read_metadata(path).get('labels')
         self._batch = None
 
@@ -164,8 +166,8 @@ class TFLiteModel:
     def predict(self, images):
         images = np.asarray(images)
         outputs = []
-        for start in range(0, len(images), self.batch_size):
-            chunk = images[start:start + self.batch_size]
+        for start in range(0, len(images), self.BATCH_SIZE):
+            chunk = images[start:start + self.BATCH_SIZE]
             self._resize(len(chunk))
             self.interpreter.set_tensor(self.input['index'], _quantize(chunk, self.input))
             self.interpreter.invoke()

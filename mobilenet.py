@@ -66,6 +66,10 @@ def softmax(logits, scope=None):
         return tf.reshape(tf.nn.softmax(flat), target)
 
 
+# As slim.model_variable: every variable of the network is in MODEL_VARIABLES too.
+_MODEL = [v1.GraphKeys.GLOBAL_VARIABLES, v1.GraphKeys.MODEL_VARIABLES]
+
+
 def _weights(name, shape, stddev, weight_decay):
     # stddev None: He initialisation, which trains from scratch better than slim's fixed 0.09.
     if stddev is None:
@@ -76,16 +80,17 @@ def _weights(name, shape, stddev, weight_decay):
     if weight_decay:
         # slim.l2_regularizer(scale) is scale * sum(w**2) / 2.
         regularizer = lambda w: tf.multiply(weight_decay, tf.nn.l2_loss(w), name='l2_loss')
-    return v1.get_variable(name, shape, tf.float32, init, regularizer)
+    return v1.get_variable(name, shape, tf.float32, init, regularizer, collections=_MODEL)
 
 
 def _batch_norm(net, is_training, decay, epsilon):
     channels = net.shape[-1]
     with v1.variable_scope('BatchNorm'):
-        beta = v1.get_variable('beta', [channels], initializer=v1.zeros_initializer())
-        gamma = v1.get_variable('gamma', [channels], initializer=v1.ones_initializer())
-        stats = [v1.GraphKeys.GLOBAL_VARIABLES, v1.GraphKeys.MODEL_VARIABLES,
-                 v1.GraphKeys.MOVING_AVERAGE_VARIABLES]
+        beta = v1.get_variable('beta', [channels], initializer=v1.zeros_initializer(),
+                               collections=_MODEL)
+        gamma = v1.get_variable('gamma', [channels], initializer=v1.ones_initializer(),
+                                collections=_MODEL)
+        stats = _MODEL + [v1.GraphKeys.MOVING_AVERAGE_VARIABLES]
         moving_mean = v1.get_variable('moving_mean', [channels], initializer=v1.zeros_initializer(),
                                       trainable=False, collections=stats)
         moving_variance = v1.get_variable('moving_variance', [channels],
@@ -280,7 +285,8 @@ def mobilenet_v1(inputs,
                 net = tf.nn.dropout(net, rate=1.0 - dropout_keep_prob, name='Dropout_1b')
             with v1.variable_scope('Conv2d_1c_1x1'):
                 w = _weights('weights', [1, 1, net.shape[-1], num_classes], stddev, weight_decay)
-                b = v1.get_variable('biases', [num_classes], initializer=v1.zeros_initializer())
+                b = v1.get_variable('biases', [num_classes], initializer=v1.zeros_initializer(),
+                                    collections=_MODEL)
                 logits = tf.nn.bias_add(tf.nn.conv2d(net, w, [1, 1, 1, 1], 'SAME'), b)
             if spatial_squeeze:
                 logits = tf.squeeze(logits, [1, 2], name='SpatialSqueeze')

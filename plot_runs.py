@@ -31,9 +31,12 @@ def main(argv=None):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for path in args.metrics:
         try:
-            records = read_metrics(path)
+            records = [r for r in read_metrics(path) if 'test_accuracy' in r]
         except (OSError, ValueError) as e:
             print('plot_runs.py: error: %s: %s' % (path, e), file=sys.stderr)
+            return 2
+        if not records:
+            print('plot_runs.py: error: %s: no epoch with a test accuracy' % path, file=sys.stderr)
             return 2
         label = os.path.basename(os.path.dirname(os.path.abspath(path)))
         minutes = [r.get('wall_seconds', r['train_seconds']) / 60 for r in records]

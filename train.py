@@ -2,7 +2,8 @@
 
     python3 train.py                                   # recommended recipe (config.py's 'cifar')
     python3 train.py --lr 1e-3 --batch_size 16 --epochs 20 --load_pretrain 0
-    python3 train.py --load_pretrain 1 --pretrain_path mobilenet_v1_1.0_224.ckpt
+    python3 train.py --load_pretrain 1 --pretrain_path mobilenet_v1_1.0_224.ckpt \
+        --normalization inception --ckpt_dir ckpt/finetune
 
 Running the same command again resumes from the latest checkpoint in --ckpt_dir.
 Every value in config.py is a flag; see --help. The last line printed is a JSON
@@ -51,7 +52,8 @@ def parse_config(argv=None):
     for name, default in config.DEFAULTS.items():
         parser.add_argument('--' + name, type=flag_type(default), default=None,
                             metavar=type(default).__name__.upper(),
-                            help='%s (default: %r)' % (config.HELP[name], default))
+                            help='%s (default: %r; a preset may change it)'
+                                 % (config.HELP[name], default))
     args = parser.parse_args(argv)
     cfg = dict(config.DEFAULTS, **config.PRESETS[args.preset])
     cfg.update({k: v for k, v in vars(args).items() if v is not None and k != 'preset'})

@@ -47,6 +47,9 @@ def test_variable_names_and_shapes_match_slim_checkpoints(width):
 
 def test_only_the_logits_have_a_bias_and_moving_stats_are_not_trained():
     graph, _, _, _ = build()
+    # As slim: every variable of the network is a model variable.
+    assert graph.get_collection(v1.GraphKeys.MODEL_VARIABLES) == \
+        graph.get_collection(v1.GraphKeys.GLOBAL_VARIABLES)
     trainable = {v.op.name for v in graph.get_collection(v1.GraphKeys.TRAINABLE_VARIABLES)}
     assert [n for n in trainable if n.endswith('biases')] == ['MobilenetV1/Logits/Conv2d_1c_1x1/biases']
     assert not [n for n in trainable if 'moving_' in n]

@@ -296,3 +296,23 @@ def test_resumed_runs_keep_only_the_last_checkpoints(capsys, tiny_cifar, tmp_pat
     assert sorted(p.name for p in tmp_path.glob('model.ckpt-*.index')) == [
         'model.ckpt-3.index', 'model.ckpt-4.index']
     assert len(list((tmp_path / 'best').glob('model.ckpt-*.index'))) == 1
+
+
+@pytest.mark.parametrize('script', ['freeze_graph', 'evaluate', 'predict', 'export_weights',
+                                    'plot_runs', 'benchmark'])
+def test_readme_documents_every_flag_of_every_script(script, monkeypatch):
+    import argparse
+    import importlib
+    module = importlib.import_module(script)
+    with open(os.path.join(os.path.dirname(__file__), '..', 'README.md')) as f:
+        readme = f.read()
+    flags = []
+
+    def capture(parser, *args, **kwargs):
+        flags.extend(o for a in parser._actions for o in a.option_strings if o.startswith('--'))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', capture)
+    with pytest.raises(SystemExit):
+        module.main([])
+    assert flags and not [flag for flag in flags if flag != '--help' and flag not in readme]
