@@ -98,6 +98,9 @@ def main(argv=None):
     parser.add_argument('--flip_tta', action='store_true',
                         help='average the predictions of each image and its mirror image')
     parser.add_argument('--plot', metavar='PNG', help='also save the confusion matrix as a PNG')
+    parser.add_argument('--reference', metavar='MODEL',
+                        help='also run MODEL (any form) and report how often both predict the same '
+                             'class and the largest probability difference')
     parser.add_argument('--latency', type=int, default=0, metavar='N',
                         help='also report the median batch-1 latency over N test images (default: 0, off)')
     inference.add_architecture_flags(parser)
@@ -112,6 +115,10 @@ def main(argv=None):
         model = inference.load_model(args.model, **inference.architecture_overrides(args))
         probs, images_per_sec = predict_all(model, images, args.batch_size, args.flip_tta)
         latency = batch1_latency_ms(model, images, args.latency) if args.latency else None
+        reference = None
+        if args.reference:
+            reference, _ = predict_all(inference.load_model(args.reference), images, args.batch_size,
+                                       args.flip_tta)
     except (inference.ModelError, data_utils.DataError) as e:
         print('evaluate.py: error: %s' % e, file=sys.stderr)
         return 2
@@ -125,12 +132,22 @@ def main(argv=None):
           % (accuracy, len(labels), ' (flip TTA)' if args.flip_tta else '', images_per_sec))
     if latency is not None:
         print('batch-1 latency %.2f ms (median of %d)' % (latency, min(args.latency, len(images))))
+    agreement = None
+    if reference is not None:
+        agreement = dict(model=args.reference,
+                         same_class=float((reference.argmax(1) == predictions).mean()),
+                         accuracy=float((reference.argmax(1) == labels).mean()),
+                         max_abs_probability_difference=float(np.abs(reference - probs).max()))
+        print('against %s (top-1 %.4f): same class on %.4f of the images, probabilities within %.2g'
+              % (args.reference, agreement['accuracy'], agreement['same_class'],
+                 agreement['max_abs_probability_difference']))
     if args.plot:
         save_plot(matrix, names, accuracy, os.path.basename(args.model.rstrip('/')), args.plot)
         print('wrote %s' % args.plot)
     print(json.dumps(dict(model=args.model, accuracy=accuracy, num_images=int(len(labels)),
                           flip_tta=args.flip_tta, images_per_sec=round(images_per_sec, 1),
                           batch1_latency_ms=None if latency is None else round(latency, 3),
+                          reference=agreement,
                           per_class=dict(zip(names, [round(float(a), 4) for a in per_class])),
                           confusion=matrix.tolist())))
     return 0

@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 import tensorflow as tf
+# LiteRT's interpreter, what devices run; tf.lite.Interpreter is deprecated.
+from ai_edge_litert.interpreter import Interpreter
 
 import checkpoints
 import config
@@ -147,7 +149,7 @@ class TFLiteModel:
 
     def __init__(self, path):
         try:
-            self.interpreter = tf.lite.Interpreter(model_path=path, num_threads=os.cpu_count())
+            self.interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
         except (ValueError, RuntimeError) as e:
             raise ModelError('%s: not a TFLite model (%s)' % (path, e)) from e
         self.input = self.interpreter.get_input_details()[0]

@@ -274,6 +274,16 @@ def test_evaluate_plot_and_flip_tta(frozen, capsys, tmp_path):
     assert 'wrote %s' % plot in out
 
 
+def test_evaluate_compares_with_a_reference_model(frozen, capsys):
+    code = evaluate.main([frozen.tflite, '--data_dir', frozen.data_dir, '--reference', frozen.ckpt_dir])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    reference = last_json(out)['reference']
+    assert reference['model'] == frozen.ckpt_dir and reference['same_class'] == 1.0
+    assert reference['max_abs_probability_difference'] < 1e-4
+    assert reference['accuracy'] == last_json(out)['accuracy']
+
+
 @pytest.mark.parametrize('kind', ['pb', 'int8'])
 def test_evaluate_reports_batch1_latency(frozen, capsys, kind):
     code = evaluate.main([getattr(frozen, kind), '--data_dir', frozen.data_dir, '--latency', '5'])
