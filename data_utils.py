@@ -106,7 +106,7 @@ def ensure_cifar10(data_dir, archive=None, url=CIFAR10_URL, md5=CIFAR10_MD5):
             archive = downloaded
         else:
             _check_md5(archive, md5, archive,
-                       'corrupt or incomplete download; delete it and retry')
+                       'not the official cifar-10-python.tar.gz, or a corrupt or incomplete copy')
         _extract_members(archive, staging)
         for name in _ALL_FILES:
             os.replace(os.path.join(staging, name), os.path.join(data_dir, name))

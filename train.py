@@ -493,7 +493,7 @@ def train_loop(cfg, sess, g, writer):
         raise
 
     return dict(final_test_accuracy=record.get('test_accuracy'),
-                final_test_accuracy_tta=record.get('test_accuracy_tta'), best_accuracy=float(best),
+                final_test_accuracy_tta=record.get('test_accuracy_tta'), best_accuracy=round(float(best), 6),
                 best_on='val' if 'val' in g.eval else 'test', epochs=int(epoch),
                 train_seconds=round(seconds, 1),
                 wall_seconds=round(wall_before + time.time() - resumed_at, 1),

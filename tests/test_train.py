@@ -188,7 +188,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, t
 
 @pytest.mark.parametrize('flags,message', [
     (['--optimizer', 'rmsprop'], '--optimizer must be one of adam, momentum, nesterov'),
-    (['--load_pretrain', '1'], '--load_pretrain 1 needs --pretrain_path'),
+    (['--load_pretrain', '1', '--pretrain_path', ''], '--load_pretrain 1 needs --pretrain_path'),
     (['--load_pretrain', '1', '--pretrain_path', '/nonexistent/model.ckpt'], '/nonexistent/model.ckpt'),
     (['--batch_size', '0'], '--batch_size must be greater than 0'),
     (['--image_size', '128'], '--image_size 128 is too large for --stem cifar (at most 112'),
@@ -316,3 +316,16 @@ def test_readme_documents_every_flag_of_every_script(script, monkeypatch):
     with pytest.raises(SystemExit):
         module.main([])
     assert flags and not [flag for flag in flags if flag != '--help' and flag not in readme]
+
+
+def test_load_pretrain_uses_the_shipped_weights_by_default(capsys, tiny_cifar, tmp_path, monkeypatch):
+    monkeypatch.chdir(os.path.join(os.path.dirname(__file__), '..'))  # where pretrained/ is
+    code, out, err = run(capsys, tiny_cifar, tmp_path, '--load_pretrain', '1', '--width', '1.0',
+                         '--epochs', '1', '--steps_per_epoch', '1', '--lr', '1e-12')
+    assert code == 0, err
+    assert out[0] == 'Restored 137 variables from pretrained/model.ckpt; skipped 0:'
+    shipped = tf.train.load_checkpoint('pretrained/model.ckpt')
+    assert shipped.get_tensor('MobilenetV1/Conv2d_0/weights').dtype == np.float16  # restored as float32
+    after = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path)))
+    np.testing.assert_allclose(after.get_tensor('MobilenetV1/Conv2d_13_pointwise/weights'),
+                               shipped.get_tensor('MobilenetV1/Conv2d_13_pointwise/weights'), atol=1e-3)
