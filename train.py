@@ -36,7 +36,7 @@ STATE_SCOPE = 'train_state'
 # Values a resumed run must keep: they change the variables, what the model computes, or
 # which images an epoch holds. The optimizer's family and weight averaging are checked too.
 RESUME_KEYS = ('width', 'min_depth', 'stem', 'use_explicit_padding', 'normalization', 'image_size',
-               'val_size', 'seed', 'batch_size', 'steps_per_epoch')
+               'val_size', 'seed', 'batch_size', 'steps_per_epoch', 'mixed_precision')
 
 
 class UsageError(Exception):
@@ -143,8 +143,21 @@ def learning_rate(cfg, progress):
 
 def make_optimizer(cfg, lr):
     if cfg['optimizer'] == 'adam':
-        return v1.train.AdamOptimizer(lr)
-    return v1.train.MomentumOptimizer(lr, cfg['momentum'], use_nesterov=cfg['optimizer'] == 'nesterov')
+        optimizer = v1.train.AdamOptimizer(lr)
+    else:
+        optimizer = v1.train.MomentumOptimizer(lr, cfg['momentum'],
+                                               use_nesterov=cfg['optimizer'] == 'nesterov')
+    if cfg['mixed_precision']:
+        # Grappler casts what is safe to float16 on GPUs; the wrapper scales the loss.
+        optimizer = v1.mixed_precision.enable_mixed_precision_graph_rewrite(optimizer)
+    return optimizer
+
+
+def session_config(cfg):
+    config_proto = v1.ConfigProto()
+    if cfg['xla']:
+        config_proto.graph_options.optimizer_options.global_jit_level = v1.OptimizerOptions.ON_1
+    return config_proto
 
 
 def training_step(cfg, images, labels, num_classes, global_step, lr):
@@ -342,7 +355,7 @@ def train(cfg):
     if latest:
         check_resume_config(cfg, config_path)
 
-    with tf.Graph().as_default() as graph, v1.Session() as sess:
+    with tf.Graph().as_default() as graph, v1.Session(config=session_config(cfg)) as sess:
         g = build_graph(cfg, data, cfg['steps_per_epoch'])
         sess.run(g.init)
         if latest:

@@ -329,3 +329,17 @@ def test_load_pretrain_uses_the_shipped_weights_by_default(capsys, tiny_cifar, t
     after = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path)))
     np.testing.assert_allclose(after.get_tensor('MobilenetV1/Conv2d_13_pointwise/weights'),
                                shipped.get_tensor('MobilenetV1/Conv2d_13_pointwise/weights'), atol=1e-3)
+
+
+def test_mixed_precision_and_xla_switches_train_to_the_same_numbers_on_cpu(capsys, tiny_cifar,
+                                                                           tmp_path):
+    """On a CPU both switches leave the float32 kernels in place: the same first epoch."""
+    assert train.session_config(dict(xla=True)).graph_options.optimizer_options.global_jit_level \
+        == v1.OptimizerOptions.ON_1
+    losses = []
+    for name, flags in (('plain', []), ('fast', ['--xla', '1', '--mixed_precision', '1'])):
+        code, _, err = run(capsys, tiny_cifar, tmp_path / name, '--preset', 'seed', '--epochs', '1',
+                           '--steps_per_epoch', '3', *flags)
+        assert code == 0, err
+        losses.append(metrics(tmp_path / name)[0]['train_loss'])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
