@@ -99,8 +99,9 @@ def main(argv=None):
                         help='average the predictions of each image and its mirror image')
     parser.add_argument('--plot', metavar='PNG', help='also save the confusion matrix as a PNG')
     parser.add_argument('--reference', metavar='MODEL',
-                        help='also run MODEL (any form) and report how often both predict the same '
-                             'class and the largest probability difference')
+                        help='also run MODEL (any form; the architecture flags apply to it too) and '
+                             'report how often both predict the same class and the largest '
+                             'probability difference')
     parser.add_argument('--latency', type=int, default=0, metavar='N',
                         help='also report the median batch-1 latency over N test images (default: 0, off)')
     inference.add_architecture_flags(parser)
@@ -117,8 +118,9 @@ def main(argv=None):
         latency = batch1_latency_ms(model, images, args.latency) if args.latency else None
         reference = None
         if args.reference:
-            reference, _ = predict_all(inference.load_model(args.reference), images, args.batch_size,
-                                       args.flip_tta)
+            reference_model = inference.load_model(args.reference,
+                                                   **inference.architecture_overrides(args))
+            reference, _ = predict_all(reference_model, images, args.batch_size, args.flip_tta)
     except (inference.ModelError, data_utils.DataError) as e:
         print('evaluate.py: error: %s' % e, file=sys.stderr)
         return 2

@@ -26,16 +26,13 @@ import inference
 v1 = tf.compat.v1
 
 
-def export(prefix, out_dir, float16):
+def export(prefix, out_dir, float16, overrides=None):
     """Writes OUT/model.ckpt with the weights inference would use; returns its prefix."""
-    cfg, _ = inference.resolve_checkpoint_config(prefix)
+    cfg, _ = inference.resolve_checkpoint_config(prefix, overrides)
     reader, shapes = checkpoints.open_checkpoint(prefix)
     with tf.Graph().as_default():
         inference.build_inference_graph(cfg, inference.checkpoint_num_classes(prefix))
-        matched, mismatched = checkpoints.match_variables(
-            v1.global_variables(scope='MobilenetV1/'), shapes)
-    if mismatched:
-        raise checkpoints.ModelError('%s: %s' % (prefix, mismatched[0]))
+        matched = inference.model_variables(prefix, cfg, shapes)
     values = {}
     for name, var in matched.items():
         value = reader.get_tensor(name)
@@ -58,10 +55,11 @@ def main(argv=None):
     parser.add_argument('ckpt', help='checkpoint prefix, or a run folder: its latest checkpoint')
     parser.add_argument('out_dir', help='folder to write')
     parser.add_argument('--float16', action='store_true', help='store the conv weights as float16')
+    inference.add_architecture_flags(parser)
     args = parser.parse_args(argv)
     try:
         prefix = checkpoints.checkpoint_prefix(args.ckpt)
-        path = export(prefix, args.out_dir, args.float16)
+        path = export(prefix, args.out_dir, args.float16, inference.architecture_overrides(args))
         for name in ('config.json', 'metrics.jsonl'):
             source = checkpoints.run_file(prefix, name)
             if source:

@@ -48,13 +48,18 @@ def build_inference_graph(cfg, num_classes):
 def restore_for_inference(sess, prefix, cfg):
     """Restores the model variables, with a message that says what to pass on a mismatch."""
     reader, shapes = checkpoints.open_checkpoint(prefix)
+    checkpoints.assign_from_checkpoint(sess, prefix, reader, model_variables(prefix, cfg, shapes))
+
+
+def model_variables(prefix, cfg, shapes):
+    """{checkpoint name: variable} of the model built in this graph; ModelError on a mismatch."""
     matched, mismatched = checkpoints.match_variables(v1.global_variables(scope='MobilenetV1/'),
                                                       shapes)
     if mismatched:
         raise ModelError('%s: %s; pass the --width, --stem and --min_depth it was trained with '
                          '(now --width %s --stem %s --min_depth %s)'
                          % (prefix, mismatched[0], cfg['width'], cfg['stem'], cfg['min_depth']))
-    checkpoints.assign_from_checkpoint(sess, prefix, reader, matched)
+    return matched
 
 
 def checkpoint_num_classes(prefix):

@@ -21,6 +21,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import rewriter_config_pb2
 from tqdm import tqdm
 
 import checkpoints
@@ -148,8 +149,8 @@ def make_optimizer(cfg, lr):
         optimizer = v1.train.MomentumOptimizer(lr, cfg['momentum'],
                                                use_nesterov=cfg['optimizer'] == 'nesterov')
     if cfg['mixed_precision']:
-        # Grappler casts what is safe to float16 on GPUs; the wrapper scales the loss.
-        optimizer = v1.mixed_precision.enable_mixed_precision_graph_rewrite(optimizer)
+        # Dynamic loss scaling; a step whose gradients overflow is skipped (global_step too).
+        optimizer = v1.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, 'dynamic')
     return optimizer
 
 
@@ -157,6 +158,10 @@ def session_config(cfg):
     config_proto = v1.ConfigProto()
     if cfg['xla']:
         config_proto.graph_options.optimizer_options.global_jit_level = v1.OptimizerOptions.ON_1
+    if cfg['mixed_precision']:
+        # Grappler casts what is safe to float16 on GPUs (and nothing on a CPU).
+        config_proto.graph_options.rewrite_options.auto_mixed_precision = \
+            rewriter_config_pb2.RewriterConfig.ON
     return config_proto
 
 
@@ -307,6 +312,11 @@ def steps_in_epoch(cfg, num_train):
     return cfg['steps_per_epoch'] or num_train // cfg['batch_size']
 
 
+# Values a resumed run may change, at the price of a jump in the learning rate.
+SCHEDULE_KEYS = ('epochs', 'lr', 'lr_schedule', 'lr_decay', 'lr_step_epochs', 'lr_step_factor',
+                 'warmup_epochs')
+
+
 def resume_signature(cfg):
     """What a resumed run must share with the run it resumes (cfg with steps_per_epoch resolved)."""
     signature = {key: cfg.get(key) for key in RESUME_KEYS}
@@ -320,14 +330,20 @@ def check_resume_config(cfg, path):
         return
     try:
         with open(path) as f:
-            saved = resume_signature(json.load(f))
+            # Defaults for values older runs did not record.
+            saved = dict(config.DEFAULTS, **json.load(f))
     except (OSError, ValueError) as e:
         raise UsageError('%s: cannot read (%s); use another --ckpt_dir' % (path, e)) from e
     for key, value in resume_signature(cfg).items():
-        if saved[key] != value:
+        if resume_signature(saved)[key] != value:
             raise UsageError('--%s %s differs from the run being resumed in %s (%s); use another '
                              '--ckpt_dir, or the same value' % (key, value, os.path.dirname(path),
-                                                                saved[key]))
+                                                                resume_signature(saved)[key]))
+    changed = [key for key in SCHEDULE_KEYS if saved[key] != cfg[key]]
+    if changed:
+        print('Note: %s changed since the run began: the learning-rate schedule is recomputed '
+              'from here on' % ', '.join('--%s %s (was %s)' % (k, cfg[k], saved[k]) for k in changed),
+              flush=True)
 
 
 def write_scalars(writer, step, values):
@@ -346,6 +362,10 @@ def train(cfg):
         raise UsageError('--ckpt_dir %s: cannot create it (%s)' % (ckpt_dir, e.strerror)) from e
     config_path = os.path.join(ckpt_dir, 'config.json')
     latest = tf.train.latest_checkpoint(ckpt_dir)
+    metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
+    if not latest and os.path.exists(metrics_path) and os.path.getsize(metrics_path):
+        raise UsageError('--ckpt_dir %s holds the metrics.jsonl of another run but no checkpoint; '
+                         'use another --ckpt_dir' % ckpt_dir)
     data = load_data(cfg)
     num_train = len(data['train_labels'])
     if num_train < cfg['batch_size']:

@@ -455,3 +455,50 @@ def test_evaluate_a_corrupt_pb(frozen, capsys, tmp_path):
     assert code == 2 and out == ''
     line = one_error_line(err, 'evaluate.py')
     assert str(path) in line and 'not a frozen GraphDef' in line
+
+
+# export_weights.py and plot_runs.py
+
+def test_export_weights_float16_keeps_the_predictions(frozen, probe, capsys, tmp_path):
+    import export_weights
+    out_dir = tmp_path / 'shared'
+    code = export_weights.main([frozen.ckpt_dir, str(out_dir), '--float16'])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        'checkpoint', 'config.json', 'metrics.jsonl', 'model.ckpt.data-00000-of-00001',
+        'model.ckpt.index']
+    reader = tf.train.load_checkpoint(str(out_dir / 'model.ckpt'))
+    names = set(reader.get_variable_to_shape_map())
+    assert not [n for n in names if 'Momentum' in n or 'Adam' in n or n.startswith('train_state')]
+    assert reader.get_tensor('MobilenetV1/Conv2d_0/weights').dtype == np.float16
+    assert reader.get_tensor('MobilenetV1/Conv2d_0/BatchNorm/gamma').dtype == np.float32
+    images, expected = probe
+    got = inference.load_model(str(out_dir)).predict(images)
+    assert np.abs(got - expected).max() < 0.02  # float16 keeps about 3 significant digits
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.95
+
+
+def test_export_weights_takes_the_architecture_of_a_bare_checkpoint(frozen, capsys, tmp_path):
+    import export_weights
+    bare = tmp_path / 'bare'
+    bare.mkdir()
+    prefix = os.path.basename(frozen.prefix)
+    for f in glob.glob(frozen.prefix + '.*'):
+        shutil.copy(f, bare)
+    code = export_weights.main([str(bare / prefix), str(tmp_path / 'out')])
+    _, err = capsys.readouterr()
+    assert code == 2 and 'pass the --width, --stem and --min_depth' in err
+    code = export_weights.main([str(bare / prefix), str(tmp_path / 'out'), '--width', '0.25'])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+
+
+def test_plot_runs_draws_a_png(frozen, capsys, tmp_path):
+    import plot_runs
+    png = tmp_path / 'plot.png'
+    code = plot_runs.main([os.path.join(frozen.ckpt_dir, 'metrics.jsonl'), '-o', str(png)])
+    assert code == 0 and png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    (tmp_path / 'empty.jsonl').write_text('')
+    assert plot_runs.main([str(tmp_path / 'empty.jsonl'), '-o', str(png)]) == 2
+    assert 'no epoch with a test accuracy' in capsys.readouterr().err

@@ -334,8 +334,11 @@ def test_load_pretrain_uses_the_shipped_weights_by_default(capsys, tiny_cifar, t
 def test_mixed_precision_and_xla_switches_train_to_the_same_numbers_on_cpu(capsys, tiny_cifar,
                                                                            tmp_path):
     """On a CPU both switches leave the float32 kernels in place: the same first epoch."""
-    assert train.session_config(dict(xla=True)).graph_options.optimizer_options.global_jit_level \
-        == v1.OptimizerOptions.ON_1
+    session = train.session_config(dict(xla=True, mixed_precision=True))
+    assert session.graph_options.optimizer_options.global_jit_level == v1.OptimizerOptions.ON_1
+    assert session.graph_options.rewrite_options.auto_mixed_precision == 1  # ON
+    plain = train.session_config(dict(xla=False, mixed_precision=False))
+    assert plain.graph_options.rewrite_options.auto_mixed_precision == 0
     losses = []
     for name, flags in (('plain', []), ('fast', ['--xla', '1', '--mixed_precision', '1'])):
         code, _, err = run(capsys, tiny_cifar, tmp_path / name, '--preset', 'seed', '--epochs', '1',
@@ -343,3 +346,20 @@ def test_mixed_precision_and_xla_switches_train_to_the_same_numbers_on_cpu(capsy
         assert code == 0, err
         losses.append(metrics(tmp_path / name)[0]['train_loss'])
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_resume_notes_a_changed_schedule_and_extends_the_run(capsys, tiny_cifar, tmp_path):
+    flags = ['--preset', 'seed', '--steps_per_epoch', '2']
+    code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '1', *flags)
+    assert code == 0, err
+    code, out, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '2', *flags)
+    assert code == 0, err
+    assert any(line.startswith('Note: --epochs 2 (was 1) changed') for line in out)
+    assert [r['epoch'] for r in metrics(tmp_path)] == [1, 2]
+
+
+def test_a_fresh_run_does_not_overwrite_another_runs_metrics(capsys, tiny_cifar, tmp_path):
+    (tmp_path / 'metrics.jsonl').write_text('{"epoch": 1, "test_accuracy": 0.5}\n')
+    code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '1', '--steps_per_epoch', '1')
+    assert code == 2 and 'holds the metrics.jsonl of another run but no checkpoint' in err
+    assert (tmp_path / 'metrics.jsonl').read_text() == '{"epoch": 1, "test_accuracy": 0.5}\n'
