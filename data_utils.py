@@ -333,21 +333,26 @@ def normalize(images, mode):
         return tf.nn.bias_add(scaled, tf.constant(offset, tf.float32, name='offset'))
 
 
-def augment_batch(images, seed, pad=4, flip=True):
-    """Random `pad`-pixel zero-padded crop and random horizontal flip.
+def augment_batch(images, seed, pad=4, flip=True, cutout=0):
+    """Random `pad`-pixel zero-padded crop, random horizontal flip, and cutout.
 
     Works on a whole batch [B, H, W, C] at once, with independent randomness
     per example, because a per-example map is too slow on a small CPU. `seed`
     is a stateless-random key (two integers): the same key, the same result,
     which is what lets a resumed run see the augmentation it would have seen.
+    `cutout` > 0 fills a `cutout`-pixel square at a random centre (clipped at
+    the borders, as DeVries & Taylor 2017) with CIFAR-10's mean colour, which
+    the 'cifar' normalization maps to zero.
     """
     images = tf.convert_to_tensor(images)
-    crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    crop_key, flip_key, cutout_key = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     augmented = images
     if pad:
         augmented = _random_crop(augmented, pad, crop_key)
     if flip:
         augmented = _random_flip(augmented, flip_key)
+    if cutout:
+        augmented = _cutout(augmented, cutout, cutout_key)
     augmented.set_shape(images.shape)
     return augmented
 
@@ -368,11 +373,26 @@ def _random_flip(images, key):
     return tf.where(flip[:, None, None, None], tf.reverse(images, [2]), images)
 
 
+def _cutout(images, size, key):
+    shape = tf.shape(images)
+    sides = tf.cast(shape[1:3], tf.float32)
+    centres = tf.cast(tf.random.stateless_uniform([shape[0], 2], key) * sides, tf.int32)
+    start = centres - size // 2
+    rows = tf.range(shape[1])[None, :]
+    cols = tf.range(shape[2])[None, :]
+    in_rows = (rows >= start[:, :1]) & (rows < start[:, :1] + size)
+    in_cols = (cols >= start[:, 1:]) & (cols < start[:, 1:] + size)
+    mask = in_rows[:, :, None, None] & in_cols[:, None, :, None]
+    fill = tf.cast(tf.round(tf.constant(CIFAR10_MEAN)), images.dtype)
+    return tf.where(mask, fill, images)
+
+
 # --------------------------------------------------------------------------
 # Input pipeline
 # --------------------------------------------------------------------------
 
-def input_pipeline(images, labels, batch_size, training, augment=True, image_size=32, seed=0):
+def input_pipeline(images, labels, batch_size, training, augment=True, image_size=32, seed=0,
+                   cutout=0):
     """A graph-mode tf.data pipeline over uint8 NHWC images and integer labels.
 
     Returns (images_batch, labels_batch, initializer, feed): images_batch is
@@ -382,7 +402,8 @@ def input_pipeline(images, labels, batch_size, training, augment=True, image_siz
     placeholders rather than embedded as constants, which would put the whole
     data set into the graph and every checkpoint's meta graph.
 
-    training=True: full batches only, augmented if `augment`, the order and the
+    training=True: full batches only, augmented if `augment` (crop, flip, and
+    a `cutout`-pixel square if > 0; see augment_batch), the order and the
     augmentation drawn from (seed, epoch): initialised with the same epoch and
     skip_batches=k, it yields exactly what the k+1-th batch of that epoch was,
     so a resumed run continues its epoch instead of replaying another. Past one
@@ -395,7 +416,7 @@ def input_pipeline(images, labels, batch_size, training, augment=True, image_siz
 
     def to_model_input(batch_images, batch_labels, key=None):
         if key is not None and augment:
-            batch_images = augment_batch(batch_images, key)
+            batch_images = augment_batch(batch_images, key, cutout=cutout)
         batch_images = tf.cast(batch_images, tf.float32)
         if image_size != _IMAGE_SHAPE[0]:
             batch_images = tf.image.resize(batch_images, [image_size, image_size])
@@ -415,12 +436,15 @@ def input_pipeline(images, labels, batch_size, training, augment=True, image_siz
             # Skipped batches are only gathered, never augmented; the index keys the augmentation.
             dataset = dataset.enumerate().skip(skip_ph).map(
                 lambda index, batch: to_model_input(*batch, key=tf.stack([epoch_seed, index])),
-                num_parallel_calls=tf.data.AUTOTUNE)
+                num_parallel_calls=2)
         else:
-            dataset = dataset.batch(batch_size).map(to_model_input,
-                                                    num_parallel_calls=tf.data.AUTOTUNE)
-        dataset = dataset.prefetch(tf.data.AUTOTUNE)
-        iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
+            dataset = dataset.batch(batch_size).map(to_model_input, num_parallel_calls=2)
+        dataset = dataset.prefetch(2)
+        # Autotuning's background thread sleeps for up to a minute between rounds, and
+        # re-initialising the iterator (each epoch, each evaluation) waits for it to wake up.
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        iterator = tf.compat.v1.data.make_initializable_iterator(dataset.with_options(options))
         images_batch, labels_batch = iterator.get_next()
 
     def feed(epoch=0, skip_batches=0):

@@ -90,7 +90,7 @@ def check_config(cfg):
     for key in ('steps_per_epoch', 'val_size', 'warmup_epochs', 'weight_decay', 'momentum'):
         if cfg[key] < 0:
             raise UsageError('--%s must be 0 or more, got %r' % (key, cfg[key]))
-    for key in ('lr_step_epochs', 'min_depth'):
+    for key in ('lr_step_epochs', 'min_depth', 'eval_every'):
         if cfg[key] <= 0:
             raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
     if not 0 <= cfg['ema_decay'] < 1:
@@ -100,6 +100,9 @@ def check_config(cfg):
         raise UsageError('--image_size %d is too large for --stem %s (at most %d: the logits pool '
                          'a 7x7 map at most); pass --stem imagenet for up to 224'
                          % (cfg['image_size'], cfg['stem'], 7 * stride))
+    if not 0 <= cfg['cutout'] <= 32:
+        raise UsageError('--cutout must be a side in pixels from 0 (off) to 32, got %r'
+                         % cfg['cutout'])
     if not 0 < cfg['dropout_keep_prob'] <= 1:
         raise UsageError('--dropout_keep_prob must be in (0, 1], got %r' % cfg['dropout_keep_prob'])
     if not 0 <= cfg['label_smoothing'] < 1:
@@ -210,7 +213,8 @@ def build_graph(cfg, data, steps_per_epoch):
 
     images, labels, g.train_init, g.train_feed = data_utils.input_pipeline(
         data['train_images'], data['train_labels'], cfg['batch_size'], training=True,
-        augment=cfg['augment'], image_size=cfg['image_size'], seed=cfg['seed'])
+        augment=cfg['augment'], image_size=cfg['image_size'], seed=cfg['seed'],
+        cutout=cfg['cutout'])
     progress = tf.cast(g.epoch, tf.float32) + tf.cast(g.step_in_epoch, tf.float32) / steps_per_epoch
     g.lr = learning_rate(cfg, progress)
     g.loss, g.accuracy, minimize, g.model_variables = training_step(
@@ -490,10 +494,11 @@ def train_loop(cfg, sess, g, writer):
                           train_loss=float(np.mean(losses)) if losses else None,
                           train_accuracy=float(np.mean(accuracies)) if losses else None,
                           images_per_sec=None if images_per_sec is None else round(images_per_sec, 1))
-            for split in g.eval:
-                for key, value in evaluate(sess, g, split).items():
-                    record[split + '_' + key] = value
-            selection = record.get('val_accuracy', record['test_accuracy'])
+            if (epoch + 1) % cfg['eval_every'] == 0 or epoch + 1 == cfg['epochs']:
+                for split in g.eval:
+                    for key, value in evaluate(sess, g, split).items():
+                        record[split + '_' + key] = value
+            selection = record.get('val_accuracy', record.get('test_accuracy', best))
             wall = wall_before + time.time() - resumed_at
             record.update(train_seconds=round(seconds, 1), wall_seconds=round(wall, 1))
 
@@ -538,7 +543,8 @@ def epoch_line(record, epochs, train_time):
     parts = ['epoch %d/%d' % (record['epoch'], epochs)]
     if record['train_loss'] is not None:
         parts.append('loss %.4f  train acc %.4f' % (record['train_loss'], record['train_accuracy']))
-    parts.append('test loss %.4f  test acc %.4f' % (record['test_loss'], record['test_accuracy']))
+    if 'test_loss' in record:
+        parts.append('test loss %.4f  test acc %.4f' % (record['test_loss'], record['test_accuracy']))
     parts += ['%s %.4f' % (key.replace('_', ' '), record[key])
               for key in ('test_accuracy_tta', 'val_accuracy') if key in record]
     if record['images_per_sec'] is not None:

@@ -541,6 +541,35 @@ def test_augment_batch_flips_some_but_not_all():
     assert 0 < sum(flipped) < 64
 
 
+def test_cutout_fills_one_clipped_square_per_image_with_the_mean_colour():
+    images = distinct_images(64, size=16)
+    cut = 6
+    plain, output = run_in_graph(lambda: (data_utils.augment_batch(images, [3, 1], pad=2),
+                                          data_utils.augment_batch(images, [3, 1], pad=2, cutout=cut)))
+    mean = np.round(data_utils.CIFAR10_MEAN).astype(np.uint8)
+    sizes = []
+    for before, after in zip(plain, output):
+        changed = np.argwhere((before != after).any(-1))
+        filled = np.argwhere((after == mean).all(-1))
+        # The square is where the mean colour is (distinct_images can hold it by chance: rare).
+        rows, cols = filled[:, 0], filled[:, 1]
+        height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert len(filled) == height * width and height <= cut and width <= cut
+        assert set(map(tuple, changed)) <= set(map(tuple, filled))
+        sizes.append((height, width))
+    # Whole squares inside the image, and squares clipped at a border, both occur.
+    assert (cut, cut) in sizes and any(h < cut or w < cut for h, w in sizes)
+
+
+def test_cutout_leaves_the_crop_and_flip_of_a_run_without_it_unchanged():
+    """Same key, same crops and flips: the square is drawn from a key of its own."""
+    images = distinct_images(16)
+    plain, output = run_in_graph(lambda: (data_utils.augment_batch(images, [5, 2], pad=2),
+                                          data_utils.augment_batch(images, [5, 2], pad=2, cutout=3)))
+    assert 0 < (plain != output).any(-1).sum(axis=(1, 2)).min()
+    assert ((plain != output).any(-1).sum(axis=(1, 2)) <= 9).all()
+
+
 # --------------------------------------------------------------------------
 # input_pipeline
 # --------------------------------------------------------------------------
@@ -590,6 +619,18 @@ def test_training_pipeline_never_yields_a_short_batch():
     assert [len(labels) for _, labels in batches] == [6] * 12
     for images, _ in batches:
         assert images.min() >= 0 and images.max() <= 255
+
+
+@pytest.mark.parametrize('augment', [True, False])
+def test_training_pipeline_cuts_out_squares_only_when_augmenting(augment):
+    _, batches = take_batches(numbered_images(20) + 1, np.arange(20) % 10, count=4, batch_size=5,
+                              training=True, augment=augment, cutout=5, seed=3)
+    mean = np.round(data_utils.CIFAR10_MEAN)
+    filled = np.concatenate([(images == mean).all(-1).sum(axis=(1, 2)) for images, _ in batches])
+    if augment:
+        assert ((filled >= 1) & (filled <= 25)).all() and (filled == 25).any()
+    else:
+        assert not filled.any()
 
 
 def test_eval_pipeline_yields_each_image_once_then_stops():

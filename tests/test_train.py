@@ -194,6 +194,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, t
     (['--image_size', '128'], '--image_size 128 is too large for --stem cifar (at most 112'),
     (['--val_size', '160'], '--val_size 160 leaves no training images (there are 160)'),
     (['--ema_decay', '1'], '--ema_decay must be in [0, 1)'),
+    (['--cutout', '33'], '--cutout must be a side in pixels from 0 (off) to 32'),
     (['--ckpt_dir', '/dev/null/ckpt'], '--ckpt_dir /dev/null/ckpt: cannot create it'),
     (['--batch_size', '4096'], '--batch_size 4096 is larger than the 160 training images'),
 ])
@@ -363,3 +364,17 @@ def test_a_fresh_run_does_not_overwrite_another_runs_metrics(capsys, tiny_cifar,
     code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '1', '--steps_per_epoch', '1')
     assert code == 2 and 'holds the metrics.jsonl of another run but no checkpoint' in err
     assert (tmp_path / 'metrics.jsonl').read_text() == '{"epoch": 1, "test_accuracy": 0.5}\n'
+
+
+def test_eval_every_scores_every_nth_epoch_and_the_last(capsys, tiny_cifar, tmp_path):
+    code, out, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '5', '--steps_per_epoch', '2',
+                         '--eval_every', '2', '--eval_flip_tta', '1')
+    assert code == 0, err
+    records = metrics(tmp_path)
+    assert [r['epoch'] for r in records if 'test_accuracy' in r] == [2, 4, 5]
+    assert all('test_accuracy_tta' not in r and 'train_loss' in r for r in records if r['epoch'] in (1, 3))
+    epoch_lines = [line for line in out if line.startswith('epoch ')]
+    assert ['test acc' in line for line in epoch_lines] == [False, True, False, True, True]
+    summary = json.loads(out[-1])
+    assert summary['final_test_accuracy'] == records[-1]['test_accuracy']
+    assert summary['best_accuracy'] == max(r['test_accuracy'] for r in records if 'test_accuracy' in r)
