@@ -49,7 +49,7 @@ CIFAR10_STD = (62.985, 62.0925, 66.708)
 
 _ARCHIVE_DIR = 'cifar-10-batches-py'
 _ALL_FILES = TRAIN_FILES + [TEST_FILE, META_FILE]
-_IMAGE_SHAPE = (32, 32, 3)
+IMAGE_SHAPE = (32, 32, 3)
 _PIXELS_PER_IMAGE = 32 * 32 * 3
 _DOWNLOAD_TIMEOUT_S = 60
 _ARCHIVE_HINT = ('pass a local copy of cifar-10-python.tar.gz with --cifar_archive PATH, '
@@ -229,7 +229,7 @@ def _images_from_data(data, path):
     if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] != _PIXELS_PER_IMAGE:
         raise DataError('%s: data has shape %s, expected [N, %d] with N >= 1'
                         % (path, data.shape, _PIXELS_PER_IMAGE))
-    planes = data.reshape(-1, _IMAGE_SHAPE[2], _IMAGE_SHAPE[0], _IMAGE_SHAPE[1])
+    planes = data.reshape(-1, IMAGE_SHAPE[2], IMAGE_SHAPE[0], IMAGE_SHAPE[1])
     return np.ascontiguousarray(planes.transpose(0, 2, 3, 1))
 
 
@@ -342,7 +342,7 @@ def augment_batch(images, seed, pad=4, flip=True, cutout=0):
     which is what lets a resumed run see the augmentation it would have seen.
     `cutout` > 0 fills a `cutout`-pixel square at a random centre (clipped at
     the borders, as DeVries & Taylor 2017) with CIFAR-10's mean colour, which
-    the 'cifar' normalization maps to zero.
+    the 'cifar' normalization maps to about zero.
     """
     images = tf.convert_to_tensor(images)
     crop_key, flip_key, cutout_key = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
@@ -418,12 +418,12 @@ def input_pipeline(images, labels, batch_size, training, augment=True, image_siz
         if key is not None and augment:
             batch_images = augment_batch(batch_images, key, cutout=cutout)
         batch_images = tf.cast(batch_images, tf.float32)
-        if image_size != _IMAGE_SHAPE[0]:
+        if image_size != IMAGE_SHAPE[0]:
             batch_images = tf.image.resize(batch_images, [image_size, image_size])
         return batch_images, tf.cast(batch_labels, tf.int32)
 
     with tf.name_scope('train_input' if training else 'eval_input'):
-        images_ph = tf.compat.v1.placeholder(tf.uint8, (None,) + _IMAGE_SHAPE, name='images')
+        images_ph = tf.compat.v1.placeholder(tf.uint8, (None,) + IMAGE_SHAPE, name='images')
         labels_ph = tf.compat.v1.placeholder(tf.int64, (None,), name='labels')
         dataset = tf.data.Dataset.from_tensor_slices((images_ph, labels_ph))
         if training:

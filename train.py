@@ -100,8 +100,12 @@ def check_config(cfg):
         raise UsageError('--image_size %d is too large for --stem %s (at most %d: the logits pool '
                          'a 7x7 map at most); pass --stem imagenet for up to 224'
                          % (cfg['image_size'], cfg['stem'], 7 * stride))
-    if not 0 <= cfg['cutout'] <= 32:
-        raise UsageError('--cutout must be a side in pixels from 0 (off) to 32, got %r'
+    side = data_utils.IMAGE_SHAPE[0]
+    if not 0 <= cfg['cutout'] <= side:
+        raise UsageError('--cutout must be a side in pixels from 0 (off) to %d, got %r'
+                         % (side, cfg['cutout']))
+    if cfg['cutout'] and not cfg['augment']:
+        raise UsageError('--cutout %d needs --augment 1 (cutout is part of the augmentation)'
                          % cfg['cutout'])
     if not 0 < cfg['dropout_keep_prob'] <= 1:
         raise UsageError('--dropout_keep_prob must be in (0, 1], got %r' % cfg['dropout_keep_prob'])
@@ -282,6 +286,12 @@ def evaluate(sess, g, split):
         for key, value in batch.items():
             totals[key] += value
     return {key: float(value / count) for key, value in totals.items()}
+
+
+def score(sess, g):
+    """{'test_accuracy', ...[, 'val_accuracy', ...]}: evaluate() on every split there is."""
+    return {split + '_' + key: value for split in g.eval
+            for key, value in evaluate(sess, g, split).items()}
 
 
 def restore_pretrained(sess, variables, path):
@@ -488,16 +498,15 @@ def train_loop(cfg, sess, g, writer):
             start = None
             images_per_sec = len(losses) * cfg['batch_size'] / train_time if losses else None
 
-            # An epoch resumed after its last step (interrupted in evaluation) only evaluates.
+            # An epoch resumed after its last step (interrupted in evaluation or saving) has no
+            # training figures to report; it is scored, if it is an epoch to score, and committed.
             record = dict(epoch=int(epoch + 1), step=int(sess.run(g.global_step)),
                           lr=float(lr if losses else sess.run(g.lr)),
                           train_loss=float(np.mean(losses)) if losses else None,
                           train_accuracy=float(np.mean(accuracies)) if losses else None,
                           images_per_sec=None if images_per_sec is None else round(images_per_sec, 1))
             if (epoch + 1) % cfg['eval_every'] == 0 or epoch + 1 == cfg['epochs']:
-                for split in g.eval:
-                    for key, value in evaluate(sess, g, split).items():
-                        record[split + '_' + key] = value
+                record.update(score(sess, g))
             selection = record.get('val_accuracy', record.get('test_accuracy', best))
             wall = wall_before + time.time() - resumed_at
             record.update(train_seconds=round(seconds, 1), wall_seconds=round(wall, 1))
@@ -530,6 +539,9 @@ def train_loop(cfg, sess, g, writer):
               % (prefix, sess.run(g.global_step)), file=sys.stderr, flush=True)
         raise
 
+    if record and 'test_accuracy' not in record:
+        # --epochs lowered to an epoch the run went past unscored: score the weights it has.
+        record = dict(record, **score(sess, g))
     return dict(final_test_accuracy=record.get('test_accuracy'),
                 final_test_accuracy_tta=record.get('test_accuracy_tta'), best_accuracy=round(float(best), 6),
                 best_on='val' if 'val' in g.eval else 'test', epochs=int(epoch),

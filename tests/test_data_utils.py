@@ -563,6 +563,10 @@ def test_cutout_fills_one_clipped_square_per_image_with_the_mean_colour():
 
 def test_cutout_leaves_the_crop_and_flip_of_a_run_without_it_unchanged():
     """Same key, same crops and flips: the square is drawn from a key of its own."""
+    # The crop and flip keys are the first two of a 3-way split, as they were of the 2-way
+    # split before cutout existed: runs begun then resume with the same augmentation.
+    keys = run_in_graph(lambda: [tf.random.experimental.stateless_split([5, 2], n) for n in (2, 3)])
+    np.testing.assert_array_equal(keys[0], keys[1][:2])
     images = distinct_images(16)
     plain, output = run_in_graph(lambda: (data_utils.augment_batch(images, [5, 2], pad=2),
                                           data_utils.augment_batch(images, [5, 2], pad=2, cutout=3)))

@@ -195,6 +195,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, t
     (['--val_size', '160'], '--val_size 160 leaves no training images (there are 160)'),
     (['--ema_decay', '1'], '--ema_decay must be in [0, 1)'),
     (['--cutout', '33'], '--cutout must be a side in pixels from 0 (off) to 32'),
+    (['--cutout', '-1'], '--cutout must be a side in pixels from 0 (off) to 32'),
+    (['--cutout', '8', '--augment', '0'], '--cutout 8 needs --augment 1'),
+    (['--eval_every', '0'], '--eval_every must be greater than 0'),
     (['--ckpt_dir', '/dev/null/ckpt'], '--ckpt_dir /dev/null/ckpt: cannot create it'),
     (['--batch_size', '4096'], '--batch_size 4096 is larger than the 160 training images'),
 ])
@@ -366,15 +369,41 @@ def test_a_fresh_run_does_not_overwrite_another_runs_metrics(capsys, tiny_cifar,
     assert (tmp_path / 'metrics.jsonl').read_text() == '{"epoch": 1, "test_accuracy": 0.5}\n'
 
 
-def test_eval_every_scores_every_nth_epoch_and_the_last(capsys, tiny_cifar, tmp_path):
-    code, out, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '5', '--steps_per_epoch', '2',
-                         '--eval_every', '2', '--eval_flip_tta', '1')
+def test_eval_every_scores_every_nth_epoch_and_the_last(capsys, tiny_cifar, tmp_path, monkeypatch):
+    flags = ['--steps_per_epoch', '2', '--eval_every', '2', '--eval_flip_tta', '1']
+    # Ctrl-C during epoch 4 (the 7th step), so that the checkpoint's last epoch, 3, is unscored.
+    updates = []
+    real_update = train.tqdm.update
+
+    def interrupting_update(self, n=1):
+        updates.append(n)
+        if len(updates) == 7:
+            raise KeyboardInterrupt
+        return real_update(self, n)
+
+    monkeypatch.setattr(train.tqdm, 'update', interrupting_update)
+    code, out, _ = run(capsys, tiny_cifar, tmp_path, '--epochs', '5', *flags)
+    assert code == 130
+    assert ['test loss' in line for line in out if line.startswith('epoch ')] == [False, True, False]
+    monkeypatch.undo()
+
+    # Cut back to that unscored epoch: the summary scores the weights the run has.
+    code, out, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '3', *flags)
+    assert code == 0, err
+    summary = json.loads(out[-1])
+    assert summary['epochs'] == 3 and summary['final_test_accuracy'] is not None
+    assert summary['final_test_accuracy_tta'] is not None
+
+    code, out, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '5', *flags)
     assert code == 0, err
     records = metrics(tmp_path)
-    assert [r['epoch'] for r in records if 'test_accuracy' in r] == [2, 4, 5]
+    scored = [r for r in records if 'test_accuracy' in r]
+    assert [r['epoch'] for r in scored] == [2, 4, 5]
     assert all('test_accuracy_tta' not in r and 'train_loss' in r for r in records if r['epoch'] in (1, 3))
-    epoch_lines = [line for line in out if line.startswith('epoch ')]
-    assert ['test acc' in line for line in epoch_lines] == [False, True, False, True, True]
     summary = json.loads(out[-1])
     assert summary['final_test_accuracy'] == records[-1]['test_accuracy']
-    assert summary['best_accuracy'] == max(r['test_accuracy'] for r in records if 'test_accuracy' in r)
+    # best/ holds the first of the best scored epochs.
+    best = max(r['test_accuracy'] for r in scored)
+    assert summary['best_accuracy'] == best
+    best_step = next(r['step'] for r in scored if r['test_accuracy'] == best)
+    assert tf.train.latest_checkpoint(str(tmp_path / 'best')).endswith('-%d' % best_step)
