@@ -637,6 +637,22 @@ def test_training_pipeline_cuts_out_squares_only_when_augmenting(augment):
         assert not filled.any()
 
 
+@pytest.mark.parametrize('training', [True, False])
+def test_pipelines_run_without_autotuning(training):
+    """Re-initialising an autotuned iterator waits for its tuner's sleep, up to a minute."""
+    from tensorflow.core.framework import dataset_options_pb2
+    with tf.Graph().as_default() as graph:
+        data_utils.input_pipeline(numbered_images(4), np.arange(4), 2, training=training)
+    settings = []
+    for op in graph.get_operations():
+        if op.type == 'OptionsDataset':
+            options = dataset_options_pb2.Options()
+            options.ParseFromString(op.get_attr('serialized_options'))
+            settings.append(options.autotune_options.HasField('enabled')
+                            and not options.autotune_options.enabled)
+    assert settings == [True]
+
+
 def test_eval_pipeline_yields_each_image_once_then_stops():
     n = 23
     shape, batches = take_batches(numbered_images(n), np.arange(n) % 10,
