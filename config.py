@@ -23,7 +23,7 @@ DEFAULTS = dict(
     cifar_archive='',             # local cifar-10-python.tar.gz to extract instead of downloading
     val_size=0,                   # training images held out as a validation split (0: none)
     augment=True,                 # random crop (4-pixel padding) and horizontal flip when training
-    cutout=0,                     # with augment: a square of this side (of the 32x32 image) at a random centre set to the mean colour (0: off)
+    cutout=0,                     # with augment: mean-colour square of this side, of 32x32, at a random centre (0: off)
     image_size=32,                # input resolution; images are resized in the graph if not 32
     normalization='cifar',        # 'cifar': per-channel mean/std; 'inception': [-1, 1] as ImageNet checkpoints
 

@@ -23,6 +23,20 @@ def run(capsys, data_dir, ckpt_dir, *flags):
     return code, out.strip().splitlines(), err
 
 
+def interrupt_after_steps(monkeypatch, count):
+    """Ctrl-C once the count-th training step of train.main has run (at its progress update)."""
+    updates = []
+    real_update = train.tqdm.update
+
+    def interrupting_update(self, n=1):
+        updates.append(n)
+        if len(updates) == count:
+            raise KeyboardInterrupt
+        return real_update(self, n)
+
+    monkeypatch.setattr(train.tqdm, 'update', interrupting_update)
+
+
 def metrics(ckpt_dir):
     return [json.loads(line) for line in (ckpt_dir / 'metrics.jsonl').read_text().splitlines()]
 
@@ -90,16 +104,7 @@ def test_other_schedules(schedule, at_half):
 def test_resume_continues_step_epoch_lr_and_weights(capsys, tiny_cifar, tmp_path, monkeypatch):
     flags = ['--preset', 'seed', '--epochs', '3', '--steps_per_epoch', '6', '--lr_decay', '0.5']
     # Ctrl-C in the middle of epoch 2, after 4 of its 6 steps.
-    updates = []
-    real_update = train.tqdm.update
-
-    def interrupting_update(self, n=1):
-        updates.append(n)
-        if len(updates) == 10:
-            raise KeyboardInterrupt
-        return real_update(self, n)
-
-    monkeypatch.setattr(train.tqdm, 'update', interrupting_update)
+    interrupt_after_steps(monkeypatch, 10)
     code, _, err = run(capsys, tiny_cifar, tmp_path, *flags)
     assert code == 130 and 'run the same command to resume' in err
     prefix = tf.train.latest_checkpoint(str(tmp_path))
@@ -372,16 +377,7 @@ def test_a_fresh_run_does_not_overwrite_another_runs_metrics(capsys, tiny_cifar,
 def test_eval_every_scores_every_nth_epoch_and_the_last(capsys, tiny_cifar, tmp_path, monkeypatch):
     flags = ['--steps_per_epoch', '2', '--eval_every', '2', '--eval_flip_tta', '1']
     # Ctrl-C during epoch 4 (the 7th step), so that the checkpoint's last epoch, 3, is unscored.
-    updates = []
-    real_update = train.tqdm.update
-
-    def interrupting_update(self, n=1):
-        updates.append(n)
-        if len(updates) == 7:
-            raise KeyboardInterrupt
-        return real_update(self, n)
-
-    monkeypatch.setattr(train.tqdm, 'update', interrupting_update)
+    interrupt_after_steps(monkeypatch, 7)
     code, out, _ = run(capsys, tiny_cifar, tmp_path, '--epochs', '5', *flags)
     assert code == 130
     assert ['test loss' in line for line in out if line.startswith('epoch ')] == [False, True, False]
