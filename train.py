@@ -84,7 +84,7 @@ def check_config(cfg):
         if cfg[key] not in allowed:
             raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
     for key in ('lr', 'width', 'batch_size', 'epochs', 'eval_batch_size', 'keep_checkpoints',
-                'image_size'):
+                'image_size', 'towers'):
         if not cfg[key] > 0:
             raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
     for key in ('steps_per_epoch', 'val_size', 'warmup_epochs', 'weight_decay', 'momentum'):
@@ -93,6 +93,9 @@ def check_config(cfg):
     for key in ('lr_step_epochs', 'min_depth', 'eval_every'):
         if cfg[key] <= 0:
             raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
+    if cfg['towers'] > cfg['batch_size']:
+        raise UsageError('--towers %d is more than --batch_size %d: every tower needs images'
+                         % (cfg['towers'], cfg['batch_size']))
     if not 0 <= cfg['ema_decay'] < 1:
         raise UsageError('--ema_decay must be in [0, 1) (0: off), got %r' % cfg['ema_decay'])
     stride = math.prod(d.stride for d in mobilenet.STEMS[cfg['stem']])
@@ -115,21 +118,40 @@ def check_config(cfg):
         raise UsageError('--load_pretrain 1 needs --pretrain_path (a checkpoint prefix or folder)')
 
 
-def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None):
+def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, towers=1):
     """Logits of MobileNetV1 on raw 0..255 images; preprocessing is part of the graph.
 
-    `getter` is a variable_scope custom getter, e.g. to read weight averages.
+    `getter` is a variable_scope custom getter, e.g. to read weight averages. `towers` > 1
+    splits the batch into that many copies of the network sharing one set of variables
+    (slim's clones): independent ops that the session runs side by side.
     """
     net = data_utils.normalize(images, cfg['normalization'])
+    updates = v1.get_collection_ref(v1.GraphKeys.UPDATE_OPS)
+    logits = []
     with v1.variable_scope(v1.get_variable_scope(), custom_getter=getter):
-        logits, _ = mobilenet.mobilenet_v1(
-            net, num_classes=num_classes, dropout_keep_prob=cfg['dropout_keep_prob'],
-            is_training=is_training, min_depth=cfg['min_depth'], depth_multiplier=cfg['width'],
-            conv_defs=mobilenet.STEMS[cfg['stem']], reuse=reuse,
-            use_explicit_padding=cfg['use_explicit_padding'], weight_decay=cfg['weight_decay'],
-            stddev=cfg['init_stddev'] or None, regularize_depthwise=cfg['regularize_depthwise'],
-            batch_norm_decay=cfg['batch_norm_decay'], batch_norm_epsilon=cfg['batch_norm_epsilon'])
-    return logits
+        for i, part in enumerate(_split_batch(net, towers)):
+            tower_logits, _ = mobilenet.mobilenet_v1(
+                part, num_classes=num_classes, dropout_keep_prob=cfg['dropout_keep_prob'],
+                is_training=is_training, min_depth=cfg['min_depth'], depth_multiplier=cfg['width'],
+                conv_defs=mobilenet.STEMS[cfg['stem']], reuse=True if i else reuse,
+                use_explicit_padding=cfg['use_explicit_padding'], weight_decay=cfg['weight_decay'],
+                stddev=cfg['init_stddev'] or None, regularize_depthwise=cfg['regularize_depthwise'],
+                batch_norm_decay=cfg['batch_norm_decay'],
+                batch_norm_epsilon=cfg['batch_norm_epsilon'])
+            logits.append(tower_logits)
+            if i == 0:
+                first_updates = len(updates)
+    # Batch-norm moving statistics follow the first tower alone, as slim's model_deploy did.
+    del updates[first_updates:]
+    return logits[0] if towers == 1 else tf.concat(logits, 0)
+
+
+def _split_batch(images, parts):
+    """`parts` slices of a batch of any size, their sizes differing by at most one image."""
+    if parts == 1:
+        return [images]
+    size = tf.shape(images)[0]
+    return tf.split(images, [(size + parts - 1 - i) // parts for i in range(parts)], num=parts)
 
 
 def learning_rate(cfg, progress):
@@ -163,6 +185,11 @@ def make_optimizer(cfg, lr):
 
 def session_config(cfg):
     config_proto = v1.ConfigProto()
+    if cfg['towers'] > 1:
+        # One thread per op and the towers side by side: on a few cores this wastes less time
+        # than splitting every small op (batch norm, depthwise) across threads.
+        config_proto.intra_op_parallelism_threads = 1
+        config_proto.inter_op_parallelism_threads = cfg['towers']
     if cfg['xla']:
         config_proto.graph_options.optimizer_options.global_jit_level = v1.OptimizerOptions.ON_1
     if cfg['mixed_precision']:
@@ -174,7 +201,7 @@ def session_config(cfg):
 
 def training_step(cfg, images, labels, num_classes, global_step, lr):
     """(loss, accuracy, minimize op, model variables) of the training tower on one batch."""
-    logits = build_model(images, cfg, num_classes, is_training=True)
+    logits = build_model(images, cfg, num_classes, is_training=True, towers=cfg['towers'])
     # Before the optimizer adds its slots under the same scope.
     model_variables = v1.global_variables(scope='MobilenetV1/')
     targets = tf.one_hot(labels, num_classes)
@@ -242,13 +269,14 @@ def build_graph(cfg, data, steps_per_epoch):
         images, labels, init, feed = data_utils.input_pipeline(
             data[split + '_images'], data[split + '_labels'], cfg['eval_batch_size'],
             training=False, image_size=cfg['image_size'])
-        logits = build_model(images, cfg, num_classes, False, reuse=True, getter=eval_getter)
+        logits = build_model(images, cfg, num_classes, False, reuse=True, getter=eval_getter,
+                             towers=cfg['towers'])
         sums = dict(loss=tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(
             labels=tf.one_hot(labels, num_classes), logits=logits)),
             accuracy=_count_correct(logits, labels))
         if cfg['eval_flip_tta']:
             flipped = build_model(tf.reverse(images, [2]), cfg, num_classes, False, reuse=True,
-                                  getter=eval_getter)
+                                  getter=eval_getter, towers=cfg['towers'])
             sums['accuracy_tta'] = _count_correct(tf.nn.softmax(logits) + tf.nn.softmax(flipped),
                                                   labels)
         g.eval[split] = (init, feed, sums, len(data[split + '_labels']))

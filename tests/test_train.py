@@ -203,6 +203,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, t
     (['--cutout', '-1'], '--cutout must be a side in pixels from 0 (off) to 32'),
     (['--cutout', '8', '--augment', '0'], '--cutout 8 needs --augment 1'),
     (['--eval_every', '0'], '--eval_every must be greater than 0'),
+    (['--towers', '0'], '--towers must be greater than 0'),
+    (['--towers', '17'], '--towers 17 is more than --batch_size 16'),
     (['--ckpt_dir', '/dev/null/ckpt'], '--ckpt_dir /dev/null/ckpt: cannot create it'),
     (['--batch_size', '4096'], '--batch_size 4096 is larger than the 160 training images'),
 ])
@@ -343,10 +345,10 @@ def test_load_pretrain_uses_the_shipped_weights_by_default(capsys, tiny_cifar, t
 def test_mixed_precision_and_xla_switches_train_to_the_same_numbers_on_cpu(capsys, tiny_cifar,
                                                                            tmp_path):
     """On a CPU both switches leave the float32 kernels in place: the same first epoch."""
-    session = train.session_config(dict(xla=True, mixed_precision=True))
+    session = train.session_config(dict(config.DEFAULTS, xla=True, mixed_precision=True))
     assert session.graph_options.optimizer_options.global_jit_level == v1.OptimizerOptions.ON_1
     assert session.graph_options.rewrite_options.auto_mixed_precision == 1  # ON
-    plain = train.session_config(dict(xla=False, mixed_precision=False))
+    plain = train.session_config(config.DEFAULTS)
     assert plain.graph_options.rewrite_options.auto_mixed_precision == 0
     losses = []
     for name, flags in (('plain', []), ('fast', ['--xla', '1', '--mixed_precision', '1'])):
@@ -403,3 +405,58 @@ def test_eval_every_scores_every_nth_epoch_and_the_last(capsys, tiny_cifar, tmp_
     assert summary['best_accuracy'] == best
     best_step = next(r['step'] for r in scored if r['test_accuracy'] == best)
     assert tf.train.latest_checkpoint(str(tmp_path / 'best')).endswith('-%d' % best_step)
+
+
+def _tower_logits(cfg, images, is_training, towers):
+    with tf.Graph().as_default(), v1.Session() as sess:
+        v1.set_random_seed(0)
+        logits = train.build_model(tf.constant(images), cfg, 10, is_training, towers=towers)
+        updates = v1.get_collection(v1.GraphKeys.UPDATE_OPS)
+        sess.run(v1.global_variables_initializer())
+        names = sorted(v.op.name for v in v1.global_variables())
+        return sess.run(logits), names, [op.name for op in updates]
+
+
+def test_towers_share_the_variables_and_normalise_their_own_images():
+    cfg = dict(config.DEFAULTS, width=0.25, dropout_keep_prob=1.0)
+    images = np.random.RandomState(0).uniform(0, 255, (6, 32, 32, 3)).astype(np.float32)
+    one, names, updates = _tower_logits(cfg, images, False, towers=1)
+    # Inference: any split of any batch (3 towers of 2, 4 of 2, 2, 1, 1) gives the same logits.
+    for towers in (3, 4):
+        split, split_names, _ = _tower_logits(cfg, images, False, towers)
+        assert split_names == names
+        np.testing.assert_allclose(split, one, atol=1e-5)
+    # Training: batch norm uses each tower's own statistics (slim's clones); the moving
+    # statistics are updated once a step, from the first tower.
+    halves, _, tower_updates = _tower_logits(cfg, images, True, towers=2)
+    first, _, _ = _tower_logits(cfg, images[:3], True, towers=1)
+    second, _, _ = _tower_logits(cfg, images[3:], True, towers=1)
+    np.testing.assert_allclose(halves, np.concatenate([first, second]), atol=1e-4)
+    whole, _, updates = _tower_logits(cfg, images, True, towers=1)
+    assert np.abs(halves - whole).max() > 1e-3
+    assert tower_updates == updates
+
+
+def test_towers_train_one_set_of_variables_under_slims_names(capsys, tiny_cifar, tmp_path):
+    code, _, err = run(capsys, tiny_cifar, tmp_path / 'one', '--preset', 'seed', '--epochs', '1',
+                       '--steps_per_epoch', '1')
+    assert code == 0, err
+    # Two towers of 8 images (batch norm over 8 at width 0.25) learn, if more slowly than one.
+    code, _, err = run(capsys, tiny_cifar, tmp_path / 'two', '--preset', 'seed', '--epochs', '8',
+                       '--steps_per_epoch', '10', '--lr', '3e-3', '--towers', '2')
+    assert code == 0, err
+    records = metrics(tmp_path / 'two')
+    assert records[-1]['train_loss'] < 0.7 * records[0]['train_loss']
+    assert records[-1]['test_accuracy'] >= 0.4  # chance is 0.1
+    names = [set(tf.train.load_checkpoint(str(tmp_path / run_dir)).get_variable_to_shape_map())
+             for run_dir in ('one', 'two')]
+    model = {n for n in names[1] if n.startswith('MobilenetV1/')}
+    assert model == {n for n in names[0] if n.startswith('MobilenetV1/')}
+    assert not any(n.startswith('MobilenetV1_') for n in names[1])
+
+
+def test_towers_run_each_op_on_one_thread_side_by_side():
+    session = train.session_config(dict(config.DEFAULTS, towers=2))
+    assert (session.intra_op_parallelism_threads, session.inter_op_parallelism_threads) == (1, 2)
+    default = train.session_config(config.DEFAULTS)
+    assert (default.intra_op_parallelism_threads, default.inter_op_parallelism_threads) == (0, 0)
