@@ -89,10 +89,6 @@ def parse_args(argv=None):
                         help='n of the n x n float32 matmul that measures peak GFLOP/s (default: %(default)s)')
     parser.add_argument('--matmul_iters', type=int, default=10,
                         help='matmuls per repetition (default: %(default)s)')
-    parser.add_argument('--towers', type=int, default=1,
-                        help="train.py's --towers for our training and batch inference: the batch "
-                             'split across networks run side by side, one thread per op '
-                             '(default: %(default)s)')
     parser.add_argument('--intra_op_threads', type=int, default=0,
                         help='intra-op threads of every session and of Keras; 0: TensorFlow decides, '
                              "as train.py (default: %(default)s)")
@@ -107,7 +103,7 @@ def parse_args(argv=None):
                         help='also write the JSON summary to this path')
     args = parser.parse_args(argv)
     for name in ('width', 'image_size', 'batch_size', 'steps', 'repeats', 'latency_runs',
-                 'num_classes', 'matmul_size', 'matmul_iters', 'towers'):
+                 'num_classes', 'matmul_size', 'matmul_iters'):
         if not getattr(args, name) > 0:
             parser.error('--%s must be greater than 0, got %r' % (name, getattr(args, name)))
     for name in ('warmup', 'intra_op_threads', 'inter_op_threads'):
@@ -120,16 +116,12 @@ def model_config(args):
     """train.py's resolved configuration (default preset) with the benchmark's flags."""
     return train.parse_config(['--width', repr(args.width), '--image_size', str(args.image_size),
                                '--stem', args.stem, '--batch_size', str(args.batch_size),
-                               '--data_dir', args.data_dir, '--towers', str(args.towers)])
+                               '--data_dir', args.data_dir])
 
 
-def session_config(args, cfg, xla=False):
-    """train.py's session settings (the threads --towers sets), then the thread flags given."""
-    config = train.session_config(cfg)
-    if args.intra_op_threads:
-        config.intra_op_parallelism_threads = args.intra_op_threads
-    if args.inter_op_threads:
-        config.inter_op_parallelism_threads = args.inter_op_threads
+def session_config(args, xla=False):
+    config = v1.ConfigProto(intra_op_parallelism_threads=args.intra_op_threads,
+                            inter_op_parallelism_threads=args.inter_op_threads)
     if xla:
         config.graph_options.optimizer_options.global_jit_level = v1.OptimizerOptions.ON_1
     return config
@@ -204,7 +196,7 @@ class OursTrain:
                                                              global_step, self.lr)
             init = v1.global_variables_initializer()
         graph.finalize()
-        self.sess = v1.Session(graph=graph, config=session_config(args, cfg, xla=xla == 'global'))
+        self.sess = v1.Session(graph=graph, config=session_config(args, xla=xla == 'global'))
         self.sess.run(init)
         self.lr_value = float(self.sess.run(self.lr))
 
@@ -225,7 +217,7 @@ class OursRealPath:
         with graph.as_default():
             g = train.build_graph(cfg, data, steps_per_epoch)
         graph.finalize()
-        self.sess = v1.Session(graph=graph, config=session_config(args, cfg))
+        self.sess = v1.Session(graph=graph, config=session_config(args))
         self.sess.run(g.init)
         self.sess.run(g.train_init, g.train_feed(0, 0))
         # What train.train_loop runs every step.
@@ -249,12 +241,12 @@ class OursInference:
             images, _ = _synthetic_batch(args.batch_size, args.image_size, args.num_classes, seed=2)
             single, _ = _synthetic_batch(1, args.image_size, args.num_classes, seed=3)
             self.probs = tf.nn.softmax(train.build_model(images, cfg, args.num_classes,
-                                                         is_training=False, towers=cfg['towers']))
+                                                         is_training=False))
             self.probs_1 = tf.nn.softmax(train.build_model(single, cfg, args.num_classes,
                                                            is_training=False, reuse=True))
             init = v1.global_variables_initializer()
         graph.finalize()
-        self.sess = v1.Session(graph=graph, config=session_config(args, cfg))
+        self.sess = v1.Session(graph=graph, config=session_config(args))
         self.sess.run(init)
 
     def warm_up(self, steps):
@@ -271,7 +263,7 @@ class OursInference:
 class Matmul:
     """n x n float32 matmul in a graph-mode session: attainable GFLOP/s in this run."""
 
-    def __init__(self, args, cfg):
+    def __init__(self, args):
         self.n = args.matmul_size
         graph = tf.Graph()
         with graph.as_default():
@@ -281,8 +273,7 @@ class Matmul:
             self.op = tf.matmul(a, b).op
             init = v1.global_variables_initializer()
         graph.finalize()
-        # The peak of all the cores, whatever --towers does to the threads.
-        self.sess = v1.Session(graph=graph, config=session_config(args, dict(cfg, towers=1)))
+        self.sess = v1.Session(graph=graph, config=session_config(args))
         self.sess.run(init)
 
     def warm_up(self, iters):
@@ -437,7 +428,7 @@ def run(args, log=print):
     log('Building: our training, inference and matmul graphs...', flush=True)
     ours_train = OursTrain(args, cfg, xla=args.xla)
     ours_infer = OursInference(args, cfg)
-    matmul = Matmul(args, cfg)
+    matmul = Matmul(args)
 
     real = None
     missing = data_utils.missing_files(args.data_dir)
@@ -561,9 +552,8 @@ def format_report(summary):
         'TensorFlow %s, Keras %s, %d CPUs; median of %d repetitions x %d timed steps (%d warm-up), '
         'interleaved ours/Keras' % (summary['tf_version'], summary['keras_version'],
                                     summary['cpu_count'], args.repeats, args.steps, args.warmup),
-        'our towers %d; threads intra %d inter %d (0: TensorFlow default, or as --towers sets); '
-        'XLA on our train step: %s' % (args.towers, args.intra_op_threads, args.inter_op_threads,
-                                       args.xla),
+        'threads intra %d inter %d (0: TensorFlow default); XLA on our train step: %s' % (
+            args.intra_op_threads, args.inter_op_threads, args.xla),
         '',
         '%-38s %12s %22s %10s' % ('', 'ours', keras_label, 'ratio'),
         '%-38s %12s %22s %10s' % ('training, synthetic batch (img/s)', num(med['train_images_per_sec']),

@@ -93,9 +93,9 @@ def check_config(cfg):
     for key in ('lr_step_epochs', 'min_depth', 'eval_every'):
         if cfg[key] <= 0:
             raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
-    if cfg['towers'] > cfg['batch_size']:
-        raise UsageError('--towers %d is more than --batch_size %d: every tower needs images'
-                         % (cfg['towers'], cfg['batch_size']))
+    if cfg['batch_size'] % cfg['towers']:
+        raise UsageError('--batch_size %d is not a multiple of --towers %d: each tower takes an '
+                         'equal share' % (cfg['batch_size'], cfg['towers']))
     if not 0 <= cfg['ema_decay'] < 1:
         raise UsageError('--ema_decay must be in [0, 1) (0: off), got %r' % cfg['ema_decay'])
     stride = math.prod(d.stride for d in mobilenet.STEMS[cfg['stem']])
@@ -126,32 +126,42 @@ def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, 
     (slim's clones): independent ops that the session runs side by side.
     """
     net = data_utils.normalize(images, cfg['normalization'])
+    size = net.shape[0] if net.shape[0] is not None else tf.shape(net)[0]
     updates = v1.get_collection_ref(v1.GraphKeys.UPDATE_OPS)
     logits = []
     with v1.variable_scope(v1.get_variable_scope(), custom_getter=getter):
-        for i, part in enumerate(_split_batch(net, towers)):
+        for part in _split_batch(net, size, towers):
             tower_logits, _ = mobilenet.mobilenet_v1(
                 part, num_classes=num_classes, dropout_keep_prob=cfg['dropout_keep_prob'],
                 is_training=is_training, min_depth=cfg['min_depth'], depth_multiplier=cfg['width'],
-                conv_defs=mobilenet.STEMS[cfg['stem']], reuse=True if i else reuse,
+                conv_defs=mobilenet.STEMS[cfg['stem']], reuse=True if logits else reuse,
                 use_explicit_padding=cfg['use_explicit_padding'], weight_decay=cfg['weight_decay'],
                 stddev=cfg['init_stddev'] or None, regularize_depthwise=cfg['regularize_depthwise'],
                 batch_norm_decay=cfg['batch_norm_decay'],
                 batch_norm_epsilon=cfg['batch_norm_epsilon'])
+            if not logits:
+                first_tower_updates = len(updates)
             logits.append(tower_logits)
-            if i == 0:
-                first_updates = len(updates)
-    # Batch-norm moving statistics follow the first tower alone, as slim's model_deploy did.
-    del updates[first_updates:]
-    return logits[0] if towers == 1 else tf.concat(logits, 0)
+    # One moving-statistics update a step, from the first tower (as slim's model_deploy), rather
+    # than one per tower racing on the same variables.
+    del updates[first_tower_updates:]
+    if towers == 1:
+        return logits[0]
+    return tf.concat(logits, 0)[:size]  # without the blank images _split_batch may add
 
 
-def _split_batch(images, parts):
-    """`parts` slices of a batch of any size, their sizes differing by at most one image."""
+def _split_batch(images, size, parts):
+    """`parts` equal slices of a batch of `size` images.
+
+    A size that is not a multiple of `parts` (the short last batch of an evaluation; training
+    batches are multiples) gets blank images at the end first, as no slice may be empty.
+    """
     if parts == 1:
         return [images]
-    size = tf.shape(images)[0]
-    return tf.split(images, [(size + parts - 1 - i) // parts for i in range(parts)], num=parts)
+    padding = -size % parts
+    if not isinstance(padding, int) or padding:
+        images = tf.pad(images, [[0, padding], [0, 0], [0, 0], [0, 0]])
+    return tf.split(images, parts)
 
 
 def learning_rate(cfg, progress):
@@ -186,9 +196,9 @@ def make_optimizer(cfg, lr):
 def session_config(cfg):
     config_proto = v1.ConfigProto()
     if cfg['towers'] > 1:
-        # One thread per op and the towers side by side: on a few cores this wastes less time
-        # than splitting every small op (batch norm, depthwise) across threads.
-        config_proto.intra_op_parallelism_threads = 1
+        # The cores shared out between the towers, which run side by side: on a few cores this
+        # wastes less time than splitting every small op (batch norm, depthwise) across them all.
+        config_proto.intra_op_parallelism_threads = max(1, usable_cores() // cfg['towers'])
         config_proto.inter_op_parallelism_threads = cfg['towers']
     if cfg['xla']:
         config_proto.graph_options.optimizer_options.global_jit_level = v1.OptimizerOptions.ON_1
@@ -197,6 +207,13 @@ def session_config(cfg):
         config_proto.graph_options.rewrite_options.auto_mixed_precision = \
             rewriter_config_pb2.RewriterConfig.ON
     return config_proto
+
+
+def usable_cores():
+    """The CPU cores this process may run on (taskset and container limits included)."""
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def training_step(cfg, images, labels, num_classes, global_step, lr):
@@ -385,6 +402,10 @@ def check_resume_config(cfg, path):
     if changed:
         print('Note: %s changed since the run began: the learning-rate schedule is recomputed '
               'from here on' % ', '.join('--%s %s (was %s)' % (k, cfg[k], saved[k]) for k in changed),
+              flush=True)
+    if saved['towers'] != cfg['towers']:
+        print('Note: --towers %d (was %d): batch norm normalises groups of %d images from here on'
+              % (cfg['towers'], saved['towers'], math.ceil(cfg['batch_size'] / cfg['towers'])),
               flush=True)
 
 

@@ -46,22 +46,12 @@ def test_keras_side_by_side_and_missing_data_is_a_note(capsys, tmp_path):
 
 
 def test_real_train_py_path_on_cifar_data_and_cifar_stem(capsys, tiny_cifar):
-    _, summary = run(capsys, '--data_dir', str(tiny_cifar), '--skip_keras', '--stem', 'cifar',
-                     '--towers', '2')
+    _, summary = run(capsys, '--data_dir', str(tiny_cifar), '--skip_keras', '--stem', 'cifar')
     assert summary['medians']['real_path_images_per_sec'] > 0
     assert summary['ratios']['real_path_vs_synthetic'] > 0
     assert summary['medians']['keras_fit_images_per_sec'] is None
     assert summary['ratios']['train_vs_keras_fit'] is None
-    assert summary['flags']['stem'] == 'cifar' and summary['flags']['towers'] == 2
-
-
-def test_towers_set_our_threads_as_train_py_and_thread_flags_override():
-    args = benchmark.parse_args(['--towers', '2'])
-    session = benchmark.session_config(args, benchmark.model_config(args))
-    assert (session.intra_op_parallelism_threads, session.inter_op_parallelism_threads) == (1, 2)
-    args = benchmark.parse_args(['--towers', '2', '--intra_op_threads', '2'])
-    session = benchmark.session_config(args, benchmark.model_config(args))
-    assert (session.intra_op_parallelism_threads, session.inter_op_parallelism_threads) == (2, 2)
+    assert summary['flags']['stem'] == 'cifar'
 
 
 @pytest.mark.parametrize('width,size,stem,classes,final_depth', [
@@ -83,5 +73,5 @@ def test_every_flag_is_in_help(capsys):
     text = capsys.readouterr().out
     for flag in ('--width', '--image_size', '--stem', '--batch_size', '--steps', '--warmup',
                  '--repeats', '--num_classes', '--data_dir', '--skip_keras', '--output', '--xla',
-                 '--intra_op_threads', '--inter_op_threads', '--towers'):
+                 '--intra_op_threads', '--inter_op_threads'):
         assert flag in text

@@ -204,7 +204,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, t
     (['--cutout', '8', '--augment', '0'], '--cutout 8 needs --augment 1'),
     (['--eval_every', '0'], '--eval_every must be greater than 0'),
     (['--towers', '0'], '--towers must be greater than 0'),
-    (['--towers', '17'], '--towers 17 is more than --batch_size 16'),
+    (['--towers', '3'], '--batch_size 16 is not a multiple of --towers 3'),
     (['--ckpt_dir', '/dev/null/ckpt'], '--ckpt_dir /dev/null/ckpt: cannot create it'),
     (['--batch_size', '4096'], '--batch_size 4096 is larger than the 160 training images'),
 ])
@@ -408,21 +408,24 @@ def test_eval_every_scores_every_nth_epoch_and_the_last(capsys, tiny_cifar, tmp_
 
 
 def _tower_logits(cfg, images, is_training, towers):
+    """(logits, variable names, UPDATE_OPS names); the batch size unknown, as in evaluation."""
     with tf.Graph().as_default(), v1.Session() as sess:
         v1.set_random_seed(0)
-        logits = train.build_model(tf.constant(images), cfg, 10, is_training, towers=towers)
+        batch = v1.placeholder(tf.float32, [None, 32, 32, 3])
+        logits = train.build_model(batch, cfg, 10, is_training, towers=towers)
         updates = v1.get_collection(v1.GraphKeys.UPDATE_OPS)
         sess.run(v1.global_variables_initializer())
         names = sorted(v.op.name for v in v1.global_variables())
-        return sess.run(logits), names, [op.name for op in updates]
+        return sess.run(logits, {batch: images}), names, [op.name for op in updates]
 
 
 def test_towers_share_the_variables_and_normalise_their_own_images():
     cfg = dict(config.DEFAULTS, width=0.25, dropout_keep_prob=1.0)
     images = np.random.RandomState(0).uniform(0, 255, (6, 32, 32, 3)).astype(np.float32)
     one, names, updates = _tower_logits(cfg, images, False, towers=1)
-    # Inference: any split of any batch (3 towers of 2, 4 of 2, 2, 1, 1) gives the same logits.
-    for towers in (3, 4):
+    # Inference: any split of any batch (3 towers of 2; 4 or 8 after blank images are added)
+    # gives the same logits.
+    for towers in (3, 4, 8):
         split, split_names, _ = _tower_logits(cfg, images, False, towers)
         assert split_names == names
         np.testing.assert_allclose(split, one, atol=1e-5)
@@ -441,22 +444,34 @@ def test_towers_train_one_set_of_variables_under_slims_names(capsys, tiny_cifar,
     code, _, err = run(capsys, tiny_cifar, tmp_path / 'one', '--preset', 'seed', '--epochs', '1',
                        '--steps_per_epoch', '1')
     assert code == 0, err
-    # Two towers of 8 images (batch norm over 8 at width 0.25) learn, if more slowly than one.
+    # Two towers of 8 images (batch norm over 8 at width 0.25) learn, if more slowly than one;
+    # the 40 test images go in batches of 13, 13, 13 and 1: each gets a blank image to split.
     code, _, err = run(capsys, tiny_cifar, tmp_path / 'two', '--preset', 'seed', '--epochs', '8',
-                       '--steps_per_epoch', '10', '--lr', '3e-3', '--towers', '2')
+                       '--steps_per_epoch', '10', '--lr', '3e-3', '--towers', '2',
+                       '--eval_batch_size', '13', '--ema_decay', '0.9', '--eval_flip_tta', '1')
     assert code == 0, err
     records = metrics(tmp_path / 'two')
     assert records[-1]['train_loss'] < 0.7 * records[0]['train_loss']
     assert records[-1]['test_accuracy'] >= 0.4  # chance is 0.1
+    assert 0 <= records[-1]['test_accuracy_tta'] <= 1
     names = [set(tf.train.load_checkpoint(str(tmp_path / run_dir)).get_variable_to_shape_map())
              for run_dir in ('one', 'two')]
-    model = {n for n in names[1] if n.startswith('MobilenetV1/')}
+    model = {n for n in names[1] if n.startswith('MobilenetV1/') and 'ExponentialMovingAverage' not in n}
     assert model == {n for n in names[0] if n.startswith('MobilenetV1/')}
     assert not any(n.startswith('MobilenetV1_') for n in names[1])
+    # A run may go on with another tower count; it says so.
+    code, out, err = run(capsys, tiny_cifar, tmp_path / 'two', '--preset', 'seed', '--epochs', '9',
+                         '--steps_per_epoch', '10', '--lr', '3e-3', '--eval_batch_size', '13',
+                         '--ema_decay', '0.9', '--eval_flip_tta', '1')
+    assert code == 0, err
+    assert 'Note: --towers 1 (was 2): batch norm normalises groups of 16 images' in '\n'.join(out)
+    assert metrics(tmp_path / 'two')[-1]['epoch'] == 9
 
 
-def test_towers_run_each_op_on_one_thread_side_by_side():
+def test_towers_share_out_the_cores_and_run_side_by_side():
+    cores = train.usable_cores()
     session = train.session_config(dict(config.DEFAULTS, towers=2))
-    assert (session.intra_op_parallelism_threads, session.inter_op_parallelism_threads) == (1, 2)
+    assert session.intra_op_parallelism_threads == max(1, cores // 2)
+    assert session.inter_op_parallelism_threads == 2
     default = train.session_config(config.DEFAULTS)
     assert (default.intra_op_parallelism_threads, default.inter_op_parallelism_threads) == (0, 0)
