@@ -126,11 +126,11 @@ def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, 
     (slim's clones): independent ops that the session runs side by side.
     """
     net = data_utils.normalize(images, cfg['normalization'])
-    size = net.shape[0] if net.shape[0] is not None else tf.shape(net)[0]
+    parts, size = _split_batch(net, towers)
     updates = v1.get_collection_ref(v1.GraphKeys.UPDATE_OPS)
     logits = []
     with v1.variable_scope(v1.get_variable_scope(), custom_getter=getter):
-        for part in _split_batch(net, size, towers):
+        for part in parts:
             tower_logits, _ = mobilenet.mobilenet_v1(
                 part, num_classes=num_classes, dropout_keep_prob=cfg['dropout_keep_prob'],
                 is_training=is_training, min_depth=cfg['min_depth'], depth_multiplier=cfg['width'],
@@ -150,18 +150,19 @@ def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, 
     return tf.concat(logits, 0)[:size]  # without the blank images _split_batch may add
 
 
-def _split_batch(images, size, parts):
-    """`parts` equal slices of a batch of `size` images.
+def _split_batch(images, parts):
+    """(`parts` equal slices of the batch, its size: an int where known, else a tensor).
 
     A size that is not a multiple of `parts` (the short last batch of an evaluation; training
     batches are multiples) gets blank images at the end first, as no slice may be empty.
     """
     if parts == 1:
-        return [images]
+        return [images], None
+    size = images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
     padding = -size % parts
     if not isinstance(padding, int) or padding:
         images = tf.pad(images, [[0, padding], [0, 0], [0, 0], [0, 0]])
-    return tf.split(images, parts)
+    return tf.split(images, parts), size
 
 
 def learning_rate(cfg, progress):
@@ -210,7 +211,7 @@ def session_config(cfg):
 
 
 def usable_cores():
-    """The CPU cores this process may run on (taskset and container limits included)."""
+    """The CPU cores this process may run on (taskset and cpusets included)."""
     if hasattr(os, 'sched_getaffinity'):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
