@@ -14,8 +14,8 @@ In one process, for the same width, input size, class count and batch:
              tf.keras.applications.MobileNet(weights=None) (SGD, Nesterov);
   real path  train.build_graph on the real CIFAR-10 data (tf.data pipeline
              and augmentation included), running exactly the fetches of
-             train.py's loop, so the images/s of train.py's progress bar is
-             the one measured here;
+             train.py's loop in one tower (--towers 1), so the images/s of
+             such a run's progress bar is the one measured here;
   inference  our graph with is_training=False against `model.predict`, at
              --batch_size, plus the latency of one image;
   matmul     a float32 matmul in a graph-mode session: the machine's attainable
@@ -109,6 +109,20 @@ def parse_args(argv=None):
     for name in ('warmup', 'intra_op_threads', 'inter_op_threads'):
         if getattr(args, name) < 0:
             parser.error('--%s must be 0 or more, got %r' % (name, getattr(args, name)))
+    try:
+        train.check_config(model_config(args))
+    except train.UsageError as e:
+        parser.error(str(e))
+    if args.output:
+        # Found now, not after minutes of measuring.
+        folder = os.path.dirname(os.path.abspath(args.output))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            parser.error('--output %s: cannot create its folder (%s)'
+                         % (args.output, e.strerror or e))
+        if not os.access(folder, os.W_OK):
+            parser.error('--output %s: folder %s is not writable' % (args.output, folder))
     return args
 
 
@@ -597,9 +611,6 @@ def main(argv=None):
     print(format_report(summary), flush=True)
     line = json.dumps(summary, sort_keys=True)
     if args.output:
-        directory = os.path.dirname(args.output)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
         with open(args.output, 'w') as f:
             f.write(line + '\n')
     print(line, flush=True)

@@ -6,6 +6,9 @@ import tensorflow as tf
 
 v1 = tf.compat.v1
 
+# The subfolder of a run's ckpt_dir that keeps its best-scoring checkpoint.
+BEST_FOLDER = 'best'
+
 
 class ModelError(Exception):
     """A checkpoint or model file that cannot be used: str(e) is one line naming it."""
@@ -39,7 +42,11 @@ def run_file(prefix, name):
     """A file a run keeps beside its checkpoints (config.json, metrics.jsonl): in the
     checkpoint's folder, or the folder above for checkpoints under best/. None if absent."""
     folder = os.path.dirname(os.path.abspath(prefix))
-    for candidate in (folder, os.path.dirname(folder)):
+    candidates = [folder]
+    # Only best/ is a run's own subfolder; the folder above any other may hold unrelated runs.
+    if os.path.basename(folder) == BEST_FOLDER:
+        candidates.append(os.path.dirname(folder))
+    for candidate in candidates:
         path = os.path.join(candidate, name)
         if os.path.exists(path):
             return path

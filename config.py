@@ -51,14 +51,14 @@ DEFAULTS = dict(
     label_smoothing=0.1,          # mix one-hot targets with the uniform distribution by this much
     batch_size=128,               # training batch size
     towers=1,                     # network copies (slim's clones) that split each batch; run side by side, one thread per op
-    xla=False,                    # XLA JIT auto-clustering of the graph; for GPUs (11x slower on a 2-core CPU)
+    xla=False,                    # XLA JIT auto-clustering of the graph on GPUs (TensorFlow ignores it on a CPU)
     mixed_precision=False,        # float16 on GPUs with dynamic loss scaling (graph rewrite); no effect on CPU
     epochs=30,                    # epochs to train (a resumed run stops at the same total)
     steps_per_epoch=0,            # steps in an epoch (0: one pass over the training set)
 
     # Checkpoints and evaluation
     ckpt_dir='ckpt',              # checkpoints, metrics.jsonl, config.json and TensorBoard events
-    keep_checkpoints=3,           # how many of the latest epoch checkpoints to keep (the best is kept too)
+    keep_checkpoints=3,           # how many of the latest checkpoints to keep, interrupt saves included (best/ is kept too)
     load_pretrain=False,          # start a new run from --pretrain_path (matching names and shapes only)
     pretrain_path='pretrained',   # checkpoint prefix or folder for --load_pretrain 1 (default: the shipped weights)
     eval_batch_size=500,          # batch size when scoring the test and validation sets

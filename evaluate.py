@@ -110,6 +110,13 @@ def main(argv=None):
         parser.error('--batch_size must be at least 1, got %d' % args.batch_size)
     if args.latency < 0:
         parser.error('--latency must be 0 or more, got %d' % args.latency)
+    if args.plot:
+        # Found now, not after scoring the whole test set.
+        if not args.plot.lower().endswith('.png'):
+            parser.error('--plot must name a .png file, got %r' % args.plot)
+        folder = os.path.dirname(os.path.abspath(args.plot))
+        if not os.path.isdir(folder):
+            parser.error('--plot %s: no folder %s' % (args.plot, folder))
     try:
         data_utils.ensure_cifar10(args.data_dir)
         images, labels = data_utils.load_batch(os.path.join(args.data_dir, data_utils.TEST_FILE))
@@ -144,7 +151,12 @@ def main(argv=None):
               % (args.reference, agreement['accuracy'], agreement['same_class'],
                  agreement['max_abs_probability_difference']))
     if args.plot:
-        save_plot(matrix, names, accuracy, os.path.basename(args.model.rstrip('/')), args.plot)
+        try:
+            save_plot(matrix, names, accuracy, os.path.basename(args.model.rstrip('/')), args.plot)
+        except OSError as e:
+            print('evaluate.py: error: %s: cannot write (%s)' % (args.plot, e.strerror or e),
+                  file=sys.stderr)
+            return 2
         print('wrote %s' % args.plot)
     print(json.dumps(dict(model=args.model, accuracy=accuracy, num_images=int(len(labels)),
                           flip_tta=args.flip_tta, images_per_sec=round(images_per_sec, 1),

@@ -14,6 +14,7 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -25,9 +26,12 @@ import inference
 
 v1 = tf.compat.v1
 
+# What a run keeps beside its checkpoints that an export carries along.
+RUN_FILES = ('config.json', 'metrics.jsonl')
+
 
 def export(prefix, out_dir, float16, overrides=None):
-    """Writes OUT/model.ckpt with the weights inference would use; returns its prefix."""
+    """Writes OUT/model.ckpt with the weights inference would use."""
     cfg, _ = inference.resolve_checkpoint_config(prefix, overrides)
     reader, shapes = checkpoints.open_checkpoint(prefix)
     with tf.Graph().as_default():
@@ -40,13 +44,39 @@ def export(prefix, out_dir, float16, overrides=None):
         if float16 and var.op.name.endswith('weights'):
             value = value.astype(np.float16)
         values[var.op.name] = value
-    os.makedirs(out_dir, exist_ok=True)
     with tf.Graph().as_default():
         variables = {name: tf.Variable(value, name=name) for name, value in values.items()}
         with v1.Session() as sess:
             sess.run(v1.global_variables_initializer())
-            return v1.train.Saver(variables, save_relative_paths=True).save(
+            v1.train.Saver(variables, save_relative_paths=True).save(
                 sess, os.path.join(out_dir, 'model.ckpt'), write_meta_graph=False)
+
+
+def write_export(prefix, out_dir, float16, overrides):
+    """export() and the run's files, staged in a hidden folder and moved into out_dir only once
+    all are written; other files in out_dir (e.g. a command.txt) are left alone."""
+    created = not os.path.isdir(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix='.export-', dir=out_dir)
+    done = False
+    try:
+        export(prefix, staging, float16, overrides)
+        sources = {name: checkpoints.run_file(prefix, name) for name in RUN_FILES}
+        for name, source in sources.items():
+            if source:
+                shutil.copyfile(source, os.path.join(staging, name))
+        # The "checkpoint" index last: readers never see it point at weights not yet in place.
+        for name in sorted(os.listdir(staging), key=lambda n: n == 'checkpoint'):
+            os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+        for name, source in sources.items():
+            stale = os.path.join(out_dir, name)
+            if not source and os.path.exists(stale):  # from an earlier export: another run's
+                os.remove(stale)
+        done = True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not done:
+            shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def main(argv=None):
@@ -59,16 +89,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         prefix = checkpoints.checkpoint_prefix(args.ckpt)
-        path = export(prefix, args.out_dir, args.float16, inference.architecture_overrides(args))
-        for name in ('config.json', 'metrics.jsonl'):
-            source = checkpoints.run_file(prefix, name)
-            if source:
-                shutil.copyfile(source, os.path.join(args.out_dir, name))
-    except (checkpoints.ModelError, OSError) as e:
+        write_export(prefix, args.out_dir, args.float16, inference.architecture_overrides(args))
+    except checkpoints.ModelError as e:
         print('export_weights.py: error: %s' % e, file=sys.stderr)
         return 2
+    except (OSError, tf.errors.OpError) as e:
+        print('export_weights.py: error: %s: cannot write (%s)'
+              % (args.out_dir, checkpoints.first_line(e)), file=sys.stderr)
+        return 2
     size = sum(os.path.getsize(os.path.join(args.out_dir, f)) for f in os.listdir(args.out_dir))
-    print('wrote %s from %s (%s bytes in %s)' % (path, prefix, format(size, ','), args.out_dir))
+    print('wrote %s from %s (%s bytes in %s)'
+          % (os.path.join(args.out_dir, 'model.ckpt'), prefix, format(size, ','), args.out_dir))
     return 0
 
 

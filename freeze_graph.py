@@ -58,12 +58,23 @@ def freeze(prefix, cfg, num_classes):
     return frozen
 
 
-def write_atomically(path, data):
-    """No half-written model if the process dies mid-write."""
-    mode = 'wb' if isinstance(data, bytes) else 'w'
-    with open(path + '.tmp', mode) as f:
-        f.write(data)
-    os.replace(path + '.tmp', path)
+def write_all(outputs):
+    """Writes {path: data} all or nothing: every file goes to PATH.tmp first, and only once
+    all are written are they renamed into place, so a full disk or a kill leaves old files whole."""
+    written = []
+    try:
+        for path, data in outputs.items():
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            written.append(path + '.tmp')
+            with open(path + '.tmp', 'wb' if isinstance(data, bytes) else 'w') as f:
+                f.write(data)
+    except OSError:
+        for temp in written:
+            if os.path.isfile(temp):
+                os.remove(temp)
+        raise
+    for path in outputs:
+        os.replace(path + '.tmp', path)
 
 
 def metadata(cfg, num_classes, labels, prefix):
@@ -175,10 +186,13 @@ def main(argv=None):
     except (inference.ModelError, data_utils.DataError) as e:
         print('freeze_graph.py: error: %s' % e, file=sys.stderr)
         return 2
-
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    try:
+        write_all(outputs)
+    except OSError as e:
+        print('freeze_graph.py: error: %s: cannot write (%s)' % (e.filename or args.output,
+                                                                 e.strerror or e), file=sys.stderr)
+        return 2
     for path, data in outputs.items():
-        write_atomically(path, data)
         print('wrote %s (%s bytes)' % (path, format(len(data), ',')))
     # A TFLite file of an earlier freeze would not match the metadata just written.
     for kind in TFLITE_KINDS:

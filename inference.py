@@ -56,9 +56,9 @@ def model_variables(prefix, cfg, shapes):
     matched, mismatched = checkpoints.match_variables(v1.global_variables(scope='MobilenetV1/'),
                                                       shapes)
     if mismatched:
-        raise ModelError('%s: %s; pass the --width, --stem and --min_depth it was trained with '
-                         '(now --width %s --stem %s --min_depth %s)'
-                         % (prefix, mismatched[0], cfg['width'], cfg['stem'], cfg['min_depth']))
+        raise ModelError('%s: %s; pass the --width and --min_depth it was trained with '
+                         '(now --width %s --min_depth %s)'
+                         % (prefix, mismatched[0], cfg['width'], cfg['min_depth']))
     return matched
 
 
@@ -79,6 +79,10 @@ def resolve_checkpoint_config(prefix, overrides=None):
                batch_norm_decay=saved.get('batch_norm_decay', config.DEFAULTS['batch_norm_decay']),
                batch_norm_epsilon=saved.get('batch_norm_epsilon',
                                             config.DEFAULTS['batch_norm_epsilon']))
+    try:
+        train.check_architecture(cfg)
+    except train.UsageError as e:
+        raise ModelError('%s: %s' % (prefix, e)) from e
     labels = saved.get('label_names')
     return cfg, labels
 

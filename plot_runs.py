@@ -13,25 +13,45 @@ import sys
 
 
 def read_metrics(path):
+    """The epochs of a metrics.jsonl that have a test accuracy. A line cut short by a crash
+    mid-write is skipped, as train.py skips it on resume."""
+    records = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(record, dict):
+                raise ValueError('line %d is not a metrics record' % number)
+            if 'test_accuracy' in record:
+                if 'wall_seconds' not in record and 'train_seconds' not in record:
+                    raise ValueError('line %d has no wall_seconds or train_seconds' % number)
+                records.append(record)
+    return records
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('metrics', nargs='+', help='metrics.jsonl files written by train.py')
-    parser.add_argument('-o', '--output', default='accuracy_vs_time.png', help='PNG to write (default: %(default)s)')
+    parser.add_argument('-o', '--output', default='accuracy_vs_time.png',
+                        help='PNG to write (default: %(default)s)')
     parser.add_argument('--title', default='MobileNetV1 on CIFAR-10 (JPEG copy), 2-core CPU',
                         help='plot title')
     args = parser.parse_args(argv)
+    if not args.output.lower().endswith('.png'):
+        parser.error('--output must name a .png file, got %r' % args.output)
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):
+        parser.error('--output %s: no folder %s' % (args.output, folder))
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for path in args.metrics:
         try:
-            records = [r for r in read_metrics(path) if 'test_accuracy' in r]
+            records = read_metrics(path)
         except (OSError, ValueError) as e:
             print('plot_runs.py: error: %s: %s' % (path, e), file=sys.stderr)
             return 2
@@ -39,7 +59,7 @@ def main(argv=None):
             print('plot_runs.py: error: %s: no epoch with a test accuracy' % path, file=sys.stderr)
             return 2
         label = os.path.basename(os.path.dirname(os.path.abspath(path)))
-        minutes = [r.get('wall_seconds', r['train_seconds']) / 60 for r in records]
+        minutes = [(r['wall_seconds'] if 'wall_seconds' in r else r['train_seconds']) / 60 for r in records]
         ax.plot(minutes, [100 * r['test_accuracy'] for r in records], marker='.', label=label)
         if 'test_accuracy_tta' in records[-1]:
             ax.plot(minutes, [100 * r['test_accuracy_tta'] for r in records], linestyle='--',
@@ -52,7 +72,12 @@ def main(argv=None):
     ax.legend(loc='lower right')
     ax.set_title(args.title)
     fig.tight_layout()
-    fig.savefig(args.output, dpi=120)
+    try:
+        fig.savefig(args.output, dpi=120)
+    except OSError as e:
+        print('plot_runs.py: error: %s: cannot write (%s)' % (args.output, e.strerror or e),
+              file=sys.stderr)
+        return 2
     print('wrote %s' % args.output)
     return 0
 

@@ -75,34 +75,44 @@ def _parse_bool(text):
     return value[text.lower()]
 
 
-def check_config(cfg):
-    """Catch values that would only fail deep inside TensorFlow."""
-    choices = dict(optimizer=('adam', 'momentum', 'nesterov'), stem=tuple(mobilenet.STEMS),
-                   lr_schedule=('exponential', 'step', 'cosine', 'linear'),
-                   normalization=('cifar', 'inception'))
-    for key, allowed in choices.items():
+def check_architecture(cfg):
+    """The architecture values (those a frozen model keeps), checked before building the graph."""
+    for key, allowed in (('stem', tuple(mobilenet.STEMS)), ('normalization', ('cifar', 'inception'))):
         if cfg[key] not in allowed:
             raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
-    for key in ('lr', 'width', 'batch_size', 'epochs', 'eval_batch_size', 'keep_checkpoints',
-                'image_size', 'towers'):
-        if not cfg[key] > 0:
+    for key in ('width', 'min_depth', 'image_size'):
+        if not (math.isfinite(cfg[key]) and cfg[key] > 0):
             raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
-    for key in ('steps_per_epoch', 'val_size', 'warmup_epochs', 'weight_decay', 'momentum'):
-        if cfg[key] < 0:
-            raise UsageError('--%s must be 0 or more, got %r' % (key, cfg[key]))
-    for key in ('lr_step_epochs', 'min_depth', 'eval_every'):
-        if cfg[key] <= 0:
-            raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
-    if cfg['batch_size'] % cfg['towers']:
-        raise UsageError('--batch_size %d is not a multiple of --towers %d: each tower takes an '
-                         'equal share' % (cfg['batch_size'], cfg['towers']))
-    if not 0 <= cfg['ema_decay'] < 1:
-        raise UsageError('--ema_decay must be in [0, 1) (0: off), got %r' % cfg['ema_decay'])
     stride = math.prod(d.stride for d in mobilenet.STEMS[cfg['stem']])
     if math.ceil(cfg['image_size'] / stride) > 7:
         raise UsageError('--image_size %d is too large for --stem %s (at most %d: the logits pool '
                          'a 7x7 map at most); pass --stem imagenet for up to 224'
                          % (cfg['image_size'], cfg['stem'], 7 * stride))
+
+
+def check_config(cfg):
+    """Catch values that would only fail deep inside TensorFlow, or train on NaN."""
+    check_architecture(cfg)
+    for key, value in cfg.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError('--%s must be a finite number, got %r' % (key, value))
+    for key, allowed in (('optimizer', ('adam', 'momentum', 'nesterov')),
+                         ('lr_schedule', ('exponential', 'step', 'cosine', 'linear'))):
+        if cfg[key] not in allowed:
+            raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
+    for key in ('lr', 'batch_size', 'epochs', 'eval_batch_size', 'keep_checkpoints', 'towers',
+                'lr_step_epochs', 'eval_every', 'lr_decay', 'lr_step_factor', 'batch_norm_epsilon'):
+        if not cfg[key] > 0:
+            raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
+    for key in ('steps_per_epoch', 'val_size', 'warmup_epochs', 'weight_decay', 'init_stddev'):
+        if cfg[key] < 0:
+            raise UsageError('--%s must be 0 or more, got %r' % (key, cfg[key]))
+    for key in ('momentum', 'batch_norm_decay', 'ema_decay', 'label_smoothing'):
+        if not 0 <= cfg[key] < 1:
+            raise UsageError('--%s must be in [0, 1), got %r' % (key, cfg[key]))
+    if cfg['batch_size'] % cfg['towers']:
+        raise UsageError('--batch_size %d is not a multiple of --towers %d: each tower takes an '
+                         'equal share' % (cfg['batch_size'], cfg['towers']))
     side = data_utils.IMAGE_SHAPE[0]
     if not 0 <= cfg['cutout'] <= side:
         raise UsageError('--cutout must be a side in pixels from 0 (off) to %d, got %r'
@@ -112,8 +122,6 @@ def check_config(cfg):
                          % cfg['cutout'])
     if not 0 < cfg['dropout_keep_prob'] <= 1:
         raise UsageError('--dropout_keep_prob must be in (0, 1], got %r' % cfg['dropout_keep_prob'])
-    if not 0 <= cfg['label_smoothing'] < 1:
-        raise UsageError('--label_smoothing must be in [0, 1), got %r' % cfg['label_smoothing'])
     if cfg['load_pretrain'] and not cfg['pretrain_path']:
         raise UsageError('--load_pretrain 1 needs --pretrain_path (a checkpoint prefix or folder)')
 
@@ -470,7 +478,7 @@ def resume(sess, g, latest, cfg):
                          % (latest, checkpoints.first_line(e))) from e
     # The savers only delete what they wrote themselves: hand them what earlier runs left.
     for saver, folder in ((g.saver, cfg['ckpt_dir']),
-                          (g.best_saver, os.path.join(cfg['ckpt_dir'], 'best'))):
+                          (g.best_saver, os.path.join(cfg['ckpt_dir'], checkpoints.BEST_FOLDER))):
         state = tf.train.get_checkpoint_state(folder)
         if state:
             saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
@@ -566,7 +574,7 @@ def train_loop(cfg, sess, g, writer):
             set_state(sess, g, epoch=epoch + 1, step_in_epoch=0, best_accuracy=max(best, selection),
                       train_seconds=seconds, wall_seconds=wall)
             if selection > best:
-                g.best_saver.save(sess, os.path.join(ckpt_dir, 'best', 'model.ckpt'),
+                g.best_saver.save(sess, os.path.join(ckpt_dir, checkpoints.BEST_FOLDER, 'model.ckpt'),
                                   global_step=g.global_step, write_meta_graph=False)
             with open(metrics_path, 'a') as f:
                 f.write(json.dumps(record) + '\n')
@@ -622,7 +630,7 @@ def _interrupt(signum, frame):
 
 def main(argv=None):
     cfg = parse_config(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         summary = train(cfg)
     except (UsageError, data_utils.DataError, FloatingPointError) as e:
@@ -630,6 +638,9 @@ def main(argv=None):
         return 2 if not isinstance(e, FloatingPointError) else 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        # Called from other code (tests, a notebook), a later SIGTERM is theirs again.
+        signal.signal(signal.SIGTERM, previous)
     print(json.dumps(summary))
     return 0
 

@@ -75,3 +75,14 @@ def test_every_flag_is_in_help(capsys):
                  '--repeats', '--num_classes', '--data_dir', '--skip_keras', '--output', '--xla',
                  '--intra_op_threads', '--inter_op_threads'):
         assert flag in text
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--stem', 'cifar', '--image_size', '256'], '--image_size 256 is too large for --stem cifar'),
+    (['--output', '/dev/null/b.json'], '--output /dev/null/b.json: cannot create its folder'),
+])
+def test_bad_settings_fail_before_measuring(capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.parse_args(flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]

@@ -489,7 +489,7 @@ def test_export_weights_takes_the_architecture_of_a_bare_checkpoint(frozen, caps
         shutil.copy(f, bare)
     code = export_weights.main([str(bare / prefix), str(tmp_path / 'out')])
     _, err = capsys.readouterr()
-    assert code == 2 and 'pass the --width, --stem and --min_depth' in err
+    assert code == 2 and 'pass the --width and --min_depth' in err
     code = export_weights.main([str(bare / prefix), str(tmp_path / 'out'), '--width', '0.25'])
     _, err = capsys.readouterr()
     assert code == 0, err
@@ -503,3 +503,107 @@ def test_plot_runs_draws_a_png(frozen, capsys, tmp_path):
     (tmp_path / 'empty.jsonl').write_text('')
     assert plot_runs.main([str(tmp_path / 'empty.jsonl'), '-o', str(png)]) == 2
     assert 'no epoch with a test accuracy' in capsys.readouterr().err
+
+
+def copy_checkpoint(frozen, folder):
+    """The frozen fixture's latest checkpoint alone (no config.json), as a prefix in folder."""
+    folder.mkdir(parents=True)
+    for path in glob.glob(frozen.prefix + '.*'):
+        shutil.copy(path, str(folder))
+    return str(folder / os.path.basename(frozen.prefix))
+
+
+def test_only_best_reads_the_config_of_the_folder_above(frozen, capsys, tmp_path):
+    """ckpt/<run> must not pick up ckpt/config.json, which belongs to another run."""
+    shutil.copy(os.path.join(frozen.ckpt_dir, 'config.json'), str(tmp_path))
+    prefix = copy_checkpoint(frozen, tmp_path / 'run')
+    line = freeze_error(capsys, tmp_path, ['--ckpt', prefix, '--tflite', 'none'])
+    assert prefix in line and '--width 1.0' in line  # the defaults, not the width 0.25 above
+    best = copy_checkpoint(frozen, tmp_path / 'best')
+    code = freeze_graph.main(['--ckpt', best, '--tflite', 'none', '--output', str(tmp_path / 'b.pb')])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--stem', 'resnet'], '--stem must be one of imagenet, cifar'),
+    (['--normalization', 'imagenet'], '--normalization must be one of cifar, inception'),
+    (['--width', '0'], '--width must be greater than 0'),
+    (['--image_size', '500'], '--image_size 500 is too large for --stem cifar'),
+])
+def test_bad_architecture_flags_get_one_line(frozen, capsys, tmp_path, flags, message):
+    line = freeze_error(capsys, tmp_path, ['--ckpt', frozen.ckpt_dir, '--tflite', 'none'] + flags)
+    assert frozen.prefix in line and message in line
+    code = evaluate.main([frozen.ckpt_dir, '--data_dir', frozen.data_dir] + flags)
+    assert code == 2 and message in one_error_line(capsys.readouterr().err, 'evaluate.py')
+
+
+def test_freeze_to_an_unwritable_place_gets_one_line(frozen, capsys, tmp_path):
+    output = '/dev/null/frozen/m.pb'
+    code = freeze_graph.main(['--ckpt', frozen.ckpt_dir, '--tflite', 'none', '--output', output])
+    assert code == 2
+    assert output.rsplit('/', 1)[0] in one_error_line(capsys.readouterr().err, 'freeze_graph.py')
+
+
+def test_a_failed_write_leaves_the_earlier_freeze_whole(frozen, capsys, tmp_path):
+    out = tmp_path / 'm.pb'
+    shutil.copy(frozen.pb, str(out))
+    (tmp_path / 'm_labels.txt.tmp').mkdir()  # the third file cannot be written
+    code = freeze_graph.main(['--ckpt', frozen.ckpt_dir, '--tflite', 'none', '--output', str(out),
+                              '--width', '0.25'])
+    line = one_error_line(capsys.readouterr().err, 'freeze_graph.py')
+    assert code == 2 and 'cannot write' in line
+    assert out.read_bytes() == open(frozen.pb, 'rb').read()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['m.pb', 'm_labels.txt.tmp']
+
+
+def test_export_weights_replaces_only_its_own_files(frozen, capsys, tmp_path):
+    import export_weights
+    out = tmp_path / 'pretrained'
+    out.mkdir()
+    (out / 'command.txt').write_text('how it was made\n')
+    (out / 'config.json').write_text('{"width": 1.0}\n')  # an earlier export's, of another run
+    prefix = copy_checkpoint(frozen, tmp_path / 'bare')
+    code = export_weights.main([prefix, str(out), '--width', '0.25'])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [
+        'checkpoint', 'command.txt', 'model.ckpt.data-00000-of-00001', 'model.ckpt.index']
+    assert (out / 'command.txt').read_text() == 'how it was made\n'
+
+
+def test_export_weights_that_fails_writes_nothing(frozen, capsys, tmp_path):
+    import export_weights
+    code = export_weights.main([frozen.ckpt_dir, '/dev/null/pretrained'])
+    assert code == 2 and '/dev/null/pretrained' in one_error_line(capsys.readouterr().err,
+                                                                  'export_weights.py')
+    code = export_weights.main([frozen.ckpt_dir, str(tmp_path / 'new'), '--width', '0.5'])
+    assert code == 2 and '--width 0.5' in one_error_line(capsys.readouterr().err, 'export_weights.py')
+    assert not (tmp_path / 'new').exists()
+
+
+def test_plot_runs_skips_a_cut_line_and_checks_its_output(frozen, capsys, tmp_path, monkeypatch):
+    import plot_runs
+    metrics = tmp_path / 'run' / 'metrics.jsonl'
+    metrics.parent.mkdir()
+    text = open(os.path.join(frozen.ckpt_dir, 'metrics.jsonl')).read()
+    metrics.write_text(text + text.splitlines()[-1][:20])  # a crash mid-write
+    code = plot_runs.main([str(metrics), '-o', str(tmp_path / 'p.png')])
+    assert code == 0, capsys.readouterr().err
+    monkeypatch.setattr(sys, 'argv', ['plot_runs.py'])
+    for output in (str(tmp_path / 'p.pdf'), str(tmp_path / 'missing' / 'p.png')):
+        with pytest.raises(SystemExit) as exit_info:
+            plot_runs.main([str(metrics), '-o', output])
+        assert exit_info.value.code == 2
+        assert output in capsys.readouterr().err.strip().splitlines()[-1]
+    metrics.write_text('{"epoch": 1, "test_accuracy": 0.5}\n')
+    assert plot_runs.main([str(metrics), '-o', str(tmp_path / 'p.png')]) == 2
+    assert 'line 1 has no wall_seconds' in capsys.readouterr().err
+
+
+def test_evaluate_checks_the_plot_path_before_scoring(frozen, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, 'argv', ['evaluate.py'])
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main([frozen.pb, '--data_dir', frozen.data_dir, '--plot', str(tmp_path / 'c.jpg')])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == '' and '--plot must name a .png file' in err.strip().splitlines()[-1]

@@ -227,3 +227,12 @@ def test_training_batch_norm_uses_batch_statistics_and_updates_moving_averages()
             expected = np.clip((conv - mean) / np.sqrt(conv.var(axis=(0, 1, 2)) + 0.001), 0, 6)
             np.testing.assert_allclose(out, expected, atol=1e-4)
             np.testing.assert_allclose(sess.run(moving_mean), 0.1 * mean, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('flags', [['--depth_multiplier', '0'], ['--image_size', '-1']])
+def test_the_table_command_rejects_bad_sizes(capsys, monkeypatch, flags):
+    monkeypatch.setattr('sys.argv', ['mobilenet.py'] + flags)
+    with pytest.raises(SystemExit) as exit_info:
+        mobilenet.main()
+    assert exit_info.value.code == 2
+    assert flags[0] + ' must be greater than 0' in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """train.py end to end on a tiny learnable CIFAR-10: learning, resume, pretrained restore, errors."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -45,12 +46,11 @@ def test_every_config_value_is_a_documented_flag(capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.parse_config(['--help'])
     assert exit_info.value.code == 0
-    text = capsys.readouterr().out
-    for name in config.DEFAULTS:
-        assert '--' + name in text
-        assert config.HELP[name].split()[0] in text
-    for name in config.PRESETS:
-        assert name in text
+    text = ' '.join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+    for name, default in config.DEFAULTS.items():
+        metavar = type(default).__name__.upper()
+        assert '--%s %s %s (default: %r;' % (name, metavar, config.HELP[name], default) in text
+    assert '--preset {%s}' % ','.join(sorted(config.PRESETS)) in text
 
 
 def test_presets_and_flags_resolve_in_order():
@@ -205,6 +205,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, t
     (['--eval_every', '0'], '--eval_every must be greater than 0'),
     (['--towers', '0'], '--towers must be greater than 0'),
     (['--towers', '3'], '--batch_size 16 is not a multiple of --towers 3'),
+    (['--weight_decay', 'nan'], '--weight_decay must be a finite number, got nan'),
+    (['--lr', 'inf'], '--lr must be a finite number, got inf'),
+    (['--momentum', '1'], '--momentum must be in [0, 1)'),
+    (['--batch_norm_decay', '1.5'], '--batch_norm_decay must be in [0, 1)'),
+    (['--lr_decay', '0'], '--lr_decay must be greater than 0'),
+    (['--stem', 'resnet'], '--stem must be one of imagenet, cifar'),
+    (['--width', '0'], '--width must be greater than 0'),
     (['--ckpt_dir', '/dev/null/ckpt'], '--ckpt_dir /dev/null/ckpt: cannot create it'),
     (['--batch_size', '4096'], '--batch_size 4096 is larger than the 160 training images'),
 ])
@@ -259,9 +266,39 @@ def test_weight_averages_are_what_evaluation_and_export_use(capsys, tiny_cifar, 
 def test_readme_documents_every_flag():
     with open(os.path.join(os.path.dirname(__file__), '..', 'README.md')) as f:
         readme = f.read()
-    missing = [name for name in config.DEFAULTS if '`--%s`' % name not in readme]
-    assert not missing
+    rows = dict(re.findall(r'^\| `--(\w+)` \|([^|]*)\|', readme, re.M))
+    assert sorted(rows) == sorted(['preset'] + list(config.DEFAULTS))
+    assert rows['preset'].strip() == '`%s`' % config.DEFAULT_PRESET
+    for name, default in config.DEFAULTS.items():
+        shown = rows[name].strip().strip('`')
+        if isinstance(default, bool):
+            assert shown == str(int(default)), name
+        elif isinstance(default, (int, float)):
+            assert float(shown) == default, name
+        else:
+            assert shown == default, name
     assert all('`%s`' % name in readme for name in config.PRESETS)
+
+
+def test_sigterm_saves_like_ctrl_c_and_the_handler_is_given_back(capsys, tiny_cifar, tmp_path,
+                                                                   monkeypatch):
+    import signal
+    before = signal.getsignal(signal.SIGTERM)
+    real_update = train.tqdm.update
+    updates = []
+
+    def terminated_update(self, n=1):
+        updates.append(n)
+        if len(updates) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` from another shell
+        return real_update(self, n)
+
+    monkeypatch.setattr(train.tqdm, 'update', terminated_update)
+    code, _, err = run(capsys, tiny_cifar, tmp_path, '--preset', 'seed', '--epochs', '1',
+                       '--steps_per_epoch', '6')
+    assert code == 130 and 'run the same command to resume' in err
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith('model.ckpt-3')
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_an_interrupt_during_evaluation_resumes_into_that_evaluation(capsys, tiny_cifar, tmp_path,
@@ -326,7 +363,9 @@ def test_readme_documents_every_flag_of_every_script(script, monkeypatch):
     monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', capture)
     with pytest.raises(SystemExit):
         module.main([])
-    assert flags and not [flag for flag in flags if flag != '--help' and flag not in readme]
+    # Where the README speaks of the script, not anywhere: '--output' of one is not another's.
+    about = '\n'.join(p for p in readme.split('\n\n') if script + '.py' in p)
+    assert flags and not [flag for flag in flags if flag != '--help' and flag not in about]
 
 
 def test_load_pretrain_uses_the_shipped_weights_by_default(capsys, tiny_cifar, tmp_path, monkeypatch):
