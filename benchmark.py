@@ -115,6 +115,9 @@ def parse_args(argv=None):
         parser.error(str(e))
     if args.output:
         # Found now, not after minutes of measuring.
+        if os.path.isdir(args.output):
+            parser.error('--output %s: is a folder; name a file such as %s'
+                         % (args.output, os.path.join(args.output, 'benchmark.json')))
         folder = os.path.dirname(os.path.abspath(args.output))
         try:
             os.makedirs(folder, exist_ok=True)
@@ -611,8 +614,13 @@ def main(argv=None):
     print(format_report(summary), flush=True)
     line = json.dumps(summary, sort_keys=True)
     if args.output:
-        with open(args.output, 'w') as f:
-            f.write(line + '\n')
+        try:
+            with open(args.output, 'w') as f:
+                f.write(line + '\n')
+        except OSError as e:
+            print('benchmark.py: error: %s: cannot write (%s)' % (args.output, e.strerror or e),
+                  file=sys.stderr)
+            return 2
     print(line, flush=True)
     return 0
 

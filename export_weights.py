@@ -38,12 +38,16 @@ def export(prefix, out_dir, float16, overrides=None):
         inference.build_inference_graph(cfg, inference.checkpoint_num_classes(prefix))
         matched = inference.model_variables(prefix, cfg, shapes)
     values = {}
-    for name, var in matched.items():
-        value = reader.get_tensor(name)
-        # Batch-norm parameters are few and sensitive; only the weights are halved.
-        if float16 and var.op.name.endswith('weights'):
-            value = value.astype(np.float16)
-        values[var.op.name] = value
+    try:
+        for name, var in matched.items():
+            value = reader.get_tensor(name)
+            # Batch-norm parameters are few and sensitive; only the weights are halved.
+            if float16 and var.op.name.endswith('weights'):
+                value = value.astype(np.float16)
+            values[var.op.name] = value
+    except (tf.errors.OpError, ValueError) as e:  # e.g. a truncated .data file
+        raise checkpoints.ModelError('%s: cannot read checkpoint (%s)'
+                                     % (prefix, checkpoints.first_line(e))) from e
     with tf.Graph().as_default():
         variables = {name: tf.Variable(value, name=name) for name, value in values.items()}
         with v1.Session() as sess:
@@ -55,11 +59,15 @@ def export(prefix, out_dir, float16, overrides=None):
 def write_export(prefix, out_dir, float16, overrides):
     """export() and the run's files, staged in a hidden folder and moved into out_dir only once
     all are written; other files in out_dir (e.g. a command.txt) are left alone."""
-    created = not os.path.isdir(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix='.export-', dir=out_dir)
-    done = False
+    # The topmost folder this export creates: removed again if it fails.
+    created = None
+    folder = os.path.abspath(out_dir)
+    while not os.path.exists(folder):
+        created, folder = folder, os.path.dirname(folder)
+    staging, done = None, False
     try:
+        os.makedirs(out_dir, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix='.export-', dir=out_dir)
         export(prefix, staging, float16, overrides)
         sources = {name: checkpoints.run_file(prefix, name) for name in RUN_FILES}
         for name, source in sources.items():
@@ -74,9 +82,10 @@ def write_export(prefix, out_dir, float16, overrides):
                 os.remove(stale)
         done = True
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
         if created and not done:
-            shutil.rmtree(out_dir, ignore_errors=True)
+            shutil.rmtree(created, ignore_errors=True)
 
 
 def main(argv=None):
@@ -93,7 +102,11 @@ def main(argv=None):
     except checkpoints.ModelError as e:
         print('export_weights.py: error: %s' % e, file=sys.stderr)
         return 2
-    except (OSError, tf.errors.OpError) as e:
+    except OSError as e:
+        print('export_weights.py: error: %s: %s' % (e.filename or args.out_dir, e.strerror or e),
+              file=sys.stderr)
+        return 2
+    except tf.errors.OpError as e:  # the Saver's, writing the new checkpoint
         print('export_weights.py: error: %s: cannot write (%s)'
               % (args.out_dir, checkpoints.first_line(e)), file=sys.stderr)
         return 2

@@ -59,22 +59,24 @@ def freeze(prefix, cfg, num_classes):
 
 
 def write_all(outputs):
-    """Writes {path: data} all or nothing: every file goes to PATH.tmp first, and only once
-    all are written are they renamed into place, so a full disk or a kill leaves old files whole."""
-    written = []
+    """Writes {path: data} all or nothing as far as a file system allows: every file goes to
+    PATH.tmp first and is renamed into place only once all are written, so a full disk, an
+    unwritable path or Ctrl-C leaves the old files whole and no .tmp behind."""
+    pending = []
     try:
         for path, data in outputs.items():
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            written.append(path + '.tmp')
+            pending.append(path + '.tmp')
             with open(path + '.tmp', 'wb' if isinstance(data, bytes) else 'w') as f:
                 f.write(data)
-    except OSError:
-        for temp in written:
+        for path in outputs:
+            os.replace(path + '.tmp', path)
+            pending.remove(path + '.tmp')
+    except BaseException:
+        for temp in pending:
             if os.path.isfile(temp):
                 os.remove(temp)
         raise
-    for path in outputs:
-        os.replace(path + '.tmp', path)
 
 
 def metadata(cfg, num_classes, labels, prefix):
@@ -189,8 +191,9 @@ def main(argv=None):
     try:
         write_all(outputs)
     except OSError as e:
-        print('freeze_graph.py: error: %s: cannot write (%s)' % (e.filename or args.output,
-                                                                 e.strerror or e), file=sys.stderr)
+        path = (e.filename or args.output).removesuffix('.tmp')
+        print('freeze_graph.py: error: %s: cannot write (%s)' % (path, e.strerror or e),
+              file=sys.stderr)
         return 2
     for path, data in outputs.items():
         print('wrote %s (%s bytes)' % (path, format(len(data), ',')))

@@ -23,6 +23,7 @@ per-layer table for any width, input size and stem.
 import argparse
 import collections
 import functools
+import math
 
 import tensorflow as tf
 
@@ -347,8 +348,9 @@ def main():
                         help='imagenet: stride-2 first conv; cifar: stride 1')
     args = parser.parse_args()
     for name in ('depth_multiplier', 'image_size'):
-        if not getattr(args, name) > 0:
-            parser.error('--%s must be greater than 0, got %r' % (name, getattr(args, name)))
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
+            parser.error('--%s must be a finite number greater than 0, got %r'
+                         % (name, getattr(args, name)))
     rows = layer_table(args.depth_multiplier, args.image_size, STEMS[args.stem])
     print('%-52s %12s %15s' % ('Layer', 'params', 'macs'))
     for name, params, macs in rows:

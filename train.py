@@ -82,7 +82,7 @@ def check_architecture(cfg):
             raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
     for key in ('width', 'min_depth', 'image_size'):
         if not (math.isfinite(cfg[key]) and cfg[key] > 0):
-            raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
+            raise UsageError('--%s must be a finite number greater than 0, got %r' % (key, cfg[key]))
     stride = math.prod(d.stride for d in mobilenet.STEMS[cfg['stem']])
     if math.ceil(cfg['image_size'] / stride) > 7:
         raise UsageError('--image_size %d is too large for --stem %s (at most %d: the logits pool '
@@ -639,8 +639,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         return 130
     finally:
-        # Called from other code (tests, a notebook), a later SIGTERM is theirs again.
-        signal.signal(signal.SIGTERM, previous)
+        # Called from other code (tests, a notebook), a later SIGTERM is theirs again. None: a
+        # handler set outside Python, which cannot be put back; the default is the nearest.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     print(json.dumps(summary))
     return 0
 

@@ -79,10 +79,13 @@ def test_every_flag_is_in_help(capsys):
 
 @pytest.mark.parametrize('flags,message', [
     (['--stem', 'cifar', '--image_size', '256'], '--image_size 256 is too large for --stem cifar'),
-    (['--output', '/dev/null/b.json'], '--output /dev/null/b.json: cannot create its folder'),
+    (['--output', '{file}/sub/b.json'], '--output {file}/sub/b.json: cannot create its folder'),
+    (['--output', '{tmp}'], '--output {tmp}: is a folder'),
 ])
-def test_bad_settings_fail_before_measuring(capsys, flags, message):
+def test_bad_settings_fail_before_measuring(capsys, tmp_path, flags, message):
+    (tmp_path / 'file').write_text('')
+    names = dict(file=tmp_path / 'file', tmp=tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        benchmark.parse_args(flags)
+        benchmark.parse_args([f.format(**names) for f in flags])
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.format(**names) in capsys.readouterr().err.strip().splitlines()[-1]

@@ -528,7 +528,7 @@ def test_only_best_reads_the_config_of_the_folder_above(frozen, capsys, tmp_path
 @pytest.mark.parametrize('flags,message', [
     (['--stem', 'resnet'], '--stem must be one of imagenet, cifar'),
     (['--normalization', 'imagenet'], '--normalization must be one of cifar, inception'),
-    (['--width', '0'], '--width must be greater than 0'),
+    (['--width', '0'], '--width must be a finite number greater than 0'),
     (['--image_size', '500'], '--image_size 500 is too large for --stem cifar'),
 ])
 def test_bad_architecture_flags_get_one_line(frozen, capsys, tmp_path, flags, message):
@@ -539,7 +539,8 @@ def test_bad_architecture_flags_get_one_line(frozen, capsys, tmp_path, flags, me
 
 
 def test_freeze_to_an_unwritable_place_gets_one_line(frozen, capsys, tmp_path):
-    output = '/dev/null/frozen/m.pb'
+    (tmp_path / 'file').write_text('')
+    output = str(tmp_path / 'file' / 'frozen' / 'm.pb')
     code = freeze_graph.main(['--ckpt', frozen.ckpt_dir, '--tflite', 'none', '--output', output])
     assert code == 2
     assert output.rsplit('/', 1)[0] in one_error_line(capsys.readouterr().err, 'freeze_graph.py')
@@ -573,10 +574,11 @@ def test_export_weights_replaces_only_its_own_files(frozen, capsys, tmp_path):
 
 def test_export_weights_that_fails_writes_nothing(frozen, capsys, tmp_path):
     import export_weights
-    code = export_weights.main([frozen.ckpt_dir, '/dev/null/pretrained'])
-    assert code == 2 and '/dev/null/pretrained' in one_error_line(capsys.readouterr().err,
-                                                                  'export_weights.py')
-    code = export_weights.main([frozen.ckpt_dir, str(tmp_path / 'new'), '--width', '0.5'])
+    (tmp_path / 'file').write_text('')
+    out = str(tmp_path / 'file' / 'pretrained')
+    code = export_weights.main([frozen.ckpt_dir, out])
+    assert code == 2 and out in one_error_line(capsys.readouterr().err, 'export_weights.py')
+    code = export_weights.main([frozen.ckpt_dir, str(tmp_path / 'new' / 'out'), '--width', '0.5'])
     assert code == 2 and '--width 0.5' in one_error_line(capsys.readouterr().err, 'export_weights.py')
     assert not (tmp_path / 'new').exists()
 

@@ -229,10 +229,11 @@ def test_training_batch_norm_uses_batch_statistics_and_updates_moving_averages()
             np.testing.assert_allclose(sess.run(moving_mean), 0.1 * mean, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize('flags', [['--depth_multiplier', '0'], ['--image_size', '-1']])
+@pytest.mark.parametrize('flags', [['--depth_multiplier', '0'], ['--depth_multiplier', 'inf'],
+                                   ['--image_size', '-1']])
 def test_the_table_command_rejects_bad_sizes(capsys, monkeypatch, flags):
     monkeypatch.setattr('sys.argv', ['mobilenet.py'] + flags)
     with pytest.raises(SystemExit) as exit_info:
         mobilenet.main()
     assert exit_info.value.code == 2
-    assert flags[0] + ' must be greater than 0' in capsys.readouterr().err
+    assert flags[0] + ' must be a finite number greater than 0' in capsys.readouterr().err

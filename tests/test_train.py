@@ -42,7 +42,8 @@ def metrics(ckpt_dir):
     return [json.loads(line) for line in (ckpt_dir / 'metrics.jsonl').read_text().splitlines()]
 
 
-def test_every_config_value_is_a_documented_flag(capsys):
+def test_every_config_value_is_a_documented_flag(capsys, monkeypatch):
+    monkeypatch.setenv('COLUMNS', '10000')  # one line per flag: no wrapping after hyphens
     with pytest.raises(SystemExit) as exit_info:
         train.parse_config(['--help'])
     assert exit_info.value.code == 0
@@ -211,7 +212,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, t
     (['--batch_norm_decay', '1.5'], '--batch_norm_decay must be in [0, 1)'),
     (['--lr_decay', '0'], '--lr_decay must be greater than 0'),
     (['--stem', 'resnet'], '--stem must be one of imagenet, cifar'),
-    (['--width', '0'], '--width must be greater than 0'),
+    (['--width', '0'], '--width must be a finite number greater than 0'),
     (['--ckpt_dir', '/dev/null/ckpt'], '--ckpt_dir /dev/null/ckpt: cannot create it'),
     (['--batch_size', '4096'], '--batch_size 4096 is larger than the 160 training images'),
 ])
@@ -364,7 +365,9 @@ def test_readme_documents_every_flag_of_every_script(script, monkeypatch):
     with pytest.raises(SystemExit):
         module.main([])
     # Where the README speaks of the script, not anywhere: '--output' of one is not another's.
-    about = '\n'.join(p for p in readme.split('\n\n') if script + '.py' in p)
+    # Tables are left out: train.py's flag table mentions other scripts in passing.
+    about = '\n'.join(p for p in readme.split('\n\n')
+                      if script + '.py' in p and not p.lstrip().startswith('|'))
     assert flags and not [flag for flag in flags if flag != '--help' and flag not in about]
 
 
