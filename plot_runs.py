@@ -59,7 +59,8 @@ def main(argv=None):
             print('plot_runs.py: error: %s: no epoch with a test accuracy' % path, file=sys.stderr)
             return 2
         label = os.path.basename(os.path.dirname(os.path.abspath(path)))
-        minutes = [(r['wall_seconds'] if 'wall_seconds' in r else r['train_seconds']) / 60 for r in records]
+        minutes = [(r['wall_seconds'] if 'wall_seconds' in r else r['train_seconds']) / 60
+                   for r in records]
         ax.plot(minutes, [100 * r['test_accuracy'] for r in records], marker='.', label=label)
         if 'test_accuracy_tta' in records[-1]:
             ax.plot(minutes, [100 * r['test_accuracy_tta'] for r in records], linestyle='--',
