@@ -61,10 +61,13 @@ def main(argv=None):
         label = os.path.basename(os.path.dirname(os.path.abspath(path)))
         minutes = [(r['wall_seconds'] if 'wall_seconds' in r else r['train_seconds']) / 60
                    for r in records]
-        ax.plot(minutes, [100 * r['test_accuracy'] for r in records], marker='.', label=label)
+        line, = ax.plot(minutes, [100 * r['test_accuracy'] for r in records], marker='.',
+                        label=label)
         if 'test_accuracy_tta' in records[-1]:
+            # The run's own colour, dashed: a TTA line taking the next colour would leave
+            # ten colours for five runs and repeat them beyond that.
             ax.plot(minutes, [100 * r['test_accuracy_tta'] for r in records], linestyle='--',
-                    label=label + ' (flip TTA)')
+                    color=line.get_color(), label=label + ' (flip TTA)')
     ax.axhline(90.0, color='grey', linewidth=0.8, linestyle=':')
     ax.set_xlabel('wall-clock minutes')
     ax.set_ylabel('test accuracy (%), all 10,000 images')

@@ -602,6 +602,26 @@ def test_plot_runs_skips_a_cut_line_and_checks_its_output(frozen, capsys, tmp_pa
     assert 'line 1 has no wall_seconds' in capsys.readouterr().err
 
 
+def test_plot_runs_draws_each_runs_tta_line_in_its_colour(tmp_path, monkeypatch):
+    import matplotlib.figure
+    import plot_runs
+    paths = []
+    for run in ('a', 'b', 'c', 'd', 'e', 'f'):
+        (tmp_path / run).mkdir()
+        paths.append(tmp_path / run / 'metrics.jsonl')
+        paths[-1].write_text(''.join(
+            json.dumps(dict(epoch=e, wall_seconds=60.0 * e, test_accuracy=0.5 + 0.01 * e,
+                            test_accuracy_tta=0.51 + 0.01 * e)) + '\n' for e in (1, 2)))
+    figures = []
+    monkeypatch.setattr(matplotlib.figure.Figure, 'savefig',
+                        lambda figure, *args, **kwargs: figures.append(figure))
+    assert plot_runs.main([str(p) for p in paths] + ['-o', str(tmp_path / 'p.png')]) == 0
+    colour = {line.get_label(): line.get_color() for line in figures[0].axes[0].get_lines()}
+    for run in 'abcdef':
+        assert colour[run + ' (flip TTA)'] == colour[run]
+    assert len({colour[run] for run in 'abcdef'}) == 6
+
+
 def test_evaluate_checks_the_plot_path_before_scoring(frozen, capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, 'argv', ['evaluate.py'])
     with pytest.raises(SystemExit) as exit_info:
