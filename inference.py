@@ -21,8 +21,9 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import checkpoints
+import cli
 import config
-import train  # the one definition of the model as trained
+import training  # the one definition of the model as trained
 from checkpoints import ModelError
 
 v1 = tf.compat.v1
@@ -40,7 +41,7 @@ def build_inference_graph(cfg, num_classes):
     """input placeholder -> preprocessing -> MobileNetV1 (moving statistics, no dropout)."""
     images = v1.placeholder(tf.float32, [None, cfg['image_size'], cfg['image_size'], 3],
                             name=INPUT_NODE)
-    train.build_model(images, cfg, num_classes, is_training=False)
+    training.build_model(images, cfg, num_classes, is_training=False)
     graph = v1.get_default_graph()
     return images, graph.get_tensor_by_name(OUTPUT_NODE + ':0')
 
@@ -80,8 +81,8 @@ def resolve_checkpoint_config(prefix, overrides=None):
                batch_norm_epsilon=saved.get('batch_norm_epsilon',
                                             config.DEFAULTS['batch_norm_epsilon']))
     try:
-        train.check_architecture(cfg)
-    except train.UsageError as e:
+        training.check_architecture(cfg)
+    except cli.UsageError as e:
         raise ModelError('%s: %s' % (prefix, e)) from e
     labels = saved.get('label_names')
     return cfg, labels
@@ -226,7 +227,7 @@ class OpenCVModel:
 def add_architecture_flags(parser):
     """Flags that describe a checkpoint with no config.json beside it."""
     for key in ARCHITECTURE_KEYS:
-        parser.add_argument('--' + key, type=train.flag_type(config.DEFAULTS[key]), default=None,
+        parser.add_argument('--' + key, type=cli.flag_type(config.DEFAULTS[key]), default=None,
                             help='checkpoints only: %s (default: from the config.json saved with '
                                  'the checkpoint, else %r)' % (config.HELP[key], config.DEFAULTS[key]))
 

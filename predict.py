@@ -49,7 +49,7 @@ def main(argv=None):
     names = inference.label_names(model.labels, probs.shape[1])
     results = []
     for path, row in zip(args.images, probs):
-        top = np.argsort(-row)[:args.top_k]
+        top = np.argsort(-row, kind='stable')[:args.top_k]  # ties in class order, as argmax
         ranked = [(names[i], float(row[i])) for i in top]
         print('%s: %s' % (path, ', '.join('%s %.3f' % pair for pair in ranked)))
         results.append(dict(image=path, top_k=[dict(label=l, probability=round(p, 6)) for l, p in ranked]))

@@ -5,6 +5,7 @@ import pytest
 
 import benchmark
 import mobilenet
+import speed
 
 # Small and quick; no timing thresholds anywhere here.
 TINY = ['--width', '0.25', '--image_size', '32', '--batch_size', '8', '--steps', '2',
@@ -59,7 +60,7 @@ def test_real_train_py_path_on_cifar_data_and_cifar_stem(capsys, tiny_cifar):
 def test_flops_per_image_is_three_times_two_times_the_macs(width, size, stem, classes, final_depth):
     args = benchmark.parse_args(['--width', str(width), '--image_size', str(size), '--stem', stem,
                                  '--num_classes', str(classes)])
-    flops = benchmark.training_flops(benchmark.model_config(args), classes)
+    flops = speed.training_flops(benchmark.model_config(args), classes)
     base = sum(macs for _, _, macs in mobilenet.layer_table(width, size, mobilenet.STEMS[stem]))
     # The logits are a 1x1 conv on the pooled 1x1 map: final depth x classes multiply-adds.
     assert flops['logits_macs'] == final_depth * classes
@@ -73,19 +74,41 @@ def test_every_flag_is_in_help(capsys):
     text = capsys.readouterr().out
     for flag in ('--width', '--image_size', '--stem', '--batch_size', '--steps', '--warmup',
                  '--repeats', '--num_classes', '--data_dir', '--skip_keras', '--output', '--xla',
-                 '--intra_op_threads', '--inter_op_threads'):
+                 '--intra_op_threads', '--inter_op_threads', '--towers', '--onednn', '--pointwise',
+                 '--profile'):
         assert flag in text
 
 
 @pytest.mark.parametrize('flags,message', [
     (['--stem', 'cifar', '--image_size', '256'], '--image_size 256 is too large for --stem cifar'),
+    (['--towers', '3'], '--batch_size 128 is not a multiple of --towers 3'),
     (['--output', '{file}/sub/b.json'], '--output {file}/sub/b.json: cannot create its folder'),
     (['--output', '{tmp}'], '--output {tmp}: is a folder'),
+    (['--onednn', 'yes'], "argument --onednn: invalid choice: 'yes'"),
 ])
-def test_bad_settings_fail_before_measuring(capsys, tmp_path, flags, message):
+def test_bad_settings_fail_before_measuring(capsys, tmp_path, monkeypatch, flags, message):
     (tmp_path / 'file').write_text('')
     names = dict(file=tmp_path / 'file', tmp=tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        benchmark.parse_args([f.format(**names) for f in flags])
-    assert exit_info.value.code == 2
+    monkeypatch.setattr(speed, 'run', lambda *a, **k: pytest.fail('measured despite bad flags'))
+    try:
+        code = benchmark.main([f.format(**names) for f in flags])
+    except SystemExit as e:
+        code = e.code
+    assert code == 2
     assert message.format(**names) in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_profile_names_the_kernels_and_the_report_the_cpu(capsys, tmp_path):
+    lines, summary = run(capsys, '--data_dir', str(tmp_path), '--skip_keras', '--profile', '1',
+                         '--pointwise', 'matmul')
+    ops = summary['profile']['ops']
+    assert len(ops) == 5 and all(op['ms'] >= 0 and op['type'] and op['name'] for op in ops)
+    assert [op['ms'] for op in ops] == sorted((op['ms'] for op in ops), reverse=True)
+    assert summary['profile']['all_ops_ms'] >= sum(op['ms'] for op in ops)
+    # The formulation beside the one before it, in the same run.
+    assert summary['pointwise'] == 'matmul' and summary['medians']['train_conv2d_images_per_sec'] > 0
+    assert summary['ratios']['train_vs_conv2d'] > 0
+    assert summary['onednn'] in ('on', 'off') and summary['cpu'] in ('AMX', 'AVX-512', 'AVX2', 'older')
+    assert (summary['onednn'] == 'on') == summary['onednn_in_process']
+    assert any(line.startswith('CPU %s (' % summary['cpu']) for line in lines)
+    assert any('five longest ops' in line for line in lines)

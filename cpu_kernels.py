@@ -1,0 +1,129 @@
+"""The fastest way to train on this CPU, chosen before TensorFlow is imported.
+
+TensorFlow has two families of CPU kernels: oneDNN's, which it turns on by default only on
+CPUs with AVX-512 VNNI or BF16, AVX-VNNI or AMX, and its own Eigen kernels, which run
+everywhere else (and wherever TF_ENABLE_ONEDNN_OPTS=0). It reads TF_ENABLE_ONEDNN_OPTS once,
+at import, so `settle` sets it first. Neither family is fastest everywhere: Eigen's gradient
+of a 1x1 Conv2D on a small map is up to 70x slower than the same matmul, and oneDNN's AVX2
+gradient of the depthwise filters takes most of a step on the ImageNet stem's small maps.
+
+Training images/s, medians of benchmark.py (width 1.0, 32x32, batch 128, one tower) on a
+2-core AMD EPYC (Zen 4, AVX-512), oneDNN's AVX2 kernels through ONEDNN_MAX_CPU_ISA=AVX2,
+each row one run with both formulations side by side (results/benchmark/):
+
+    kernels          stem      conv2d  matmul
+    oneDNN AVX-512   imagenet     752    1000
+    oneDNN AVX-512   cifar        342     349
+    oneDNN AVX2      imagenet     433     445
+    oneDNN AVX2      cifar        234     237
+    Eigen            imagenet     105     653
+    Eigen            cifar         87     198
+
+So: 1x1 convolutions as matmul everywhere; oneDNN wherever it has AVX-512 kernels, and on
+AVX2 for the CIFAR stem but not the ImageNet stem. Both are flags (`--onednn`,
+`--pointwise`), and TF_ENABLE_ONEDNN_OPTS set by the user is obeyed as TensorFlow would.
+"""
+import os
+import sys
+
+from cli import UsageError
+
+ONEDNN = ('auto', 'on', 'off')
+POINTWISE = ('auto', 'conv2d', 'matmul')  # 'auto' and mobilenet.POINTWISE, without TensorFlow
+# What TensorFlow's own default looks for (DefaultOneDnnPolicy in tensorflow/core/util/util.cc).
+_TF_ONEDNN_FEATURES = ('avx512_vnni', 'avx512_bf16', 'avx_vnni', 'amx_tile', 'amx_int8', 'amx_bf16')
+_AVX512 = ('avx512f', 'avx512bw', 'avx512dq', 'avx512vl')  # oneDNN's avx512_core
+_WIDTH = ('older', 'AVX2', 'AVX-512', 'AMX')
+
+
+def cpu_flags(path='/proc/cpuinfo'):
+    """The CPU's feature flags (empty where /proc/cpuinfo is missing: not Linux)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return frozenset(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def vector_flags(flags):
+    """The flags that say which kernels can run: AVX2, FMA, AVX-512 and AMX."""
+    return {f for f in flags if f in ('avx2', 'fma') or f.startswith(('avx512', 'amx', 'avx_vnni'))}
+
+
+def instruction_set(flags):
+    """'AMX', 'AVX-512', 'AVX2' or 'older': the widest vector unit oneDNN would use."""
+    if 'amx_tile' in flags:
+        return 'AMX'
+    if all(f in flags for f in _AVX512):
+        return 'AVX-512'
+    if 'avx2' in flags and 'fma' in flags:
+        return 'AVX2'
+    return 'older'
+
+
+def onednn_kernels(flags, environ):
+    """The instruction set oneDNN's kernels run: the CPU's, lowered by ONEDNN_MAX_CPU_ISA."""
+    cap = environ.get('ONEDNN_MAX_CPU_ISA', 'ALL').upper()
+    capped = ('AMX' if cap == 'ALL' or 'AMX' in cap else 'AVX-512' if cap.startswith('AVX512')
+              else 'AVX2' if cap.startswith('AVX2') else 'older')
+    return min(instruction_set(flags), capped, key=_WIDTH.index)
+
+
+def choose(cfg, flags, environ):
+    """{'onednn': bool, 'pointwise': str, 'why': str} for cfg's --onednn, --pointwise and stem."""
+    for key, allowed in (('onednn', ONEDNN), ('pointwise', POINTWISE)):
+        if cfg[key] not in allowed:
+            raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
+    kernels = onednn_kernels(flags, environ)
+    if cfg['onednn'] != 'auto':
+        onednn, why = cfg['onednn'] == 'on', '--onednn %s' % cfg['onednn']
+    elif environ.get('TF_ENABLE_ONEDNN_OPTS', '').lower() in ('0', 'false', '1', 'true'):
+        onednn = environ['TF_ENABLE_ONEDNN_OPTS'].lower() in ('1', 'true')
+        why = 'TF_ENABLE_ONEDNN_OPTS=%s' % environ['TF_ENABLE_ONEDNN_OPTS']
+    elif kernels in ('AMX', 'AVX-512'):
+        onednn, why = True, 'auto: oneDNN has %s kernels' % kernels
+    elif kernels == 'AVX2':
+        onednn = cfg['stem'] != 'imagenet'
+        why = 'auto: AVX2, %s stem' % cfg['stem']
+    else:
+        onednn = any(f in flags for f in _TF_ONEDNN_FEATURES)
+        why = "auto: TensorFlow's default for this CPU"
+    if cfg['pointwise'] == 'auto':
+        pointwise, pointwise_why = 'matmul', 'auto: the faster on every kernel family measured'
+    else:
+        pointwise, pointwise_why = cfg['pointwise'], '--pointwise %s' % cfg['pointwise']
+    return dict(onednn=onednn, pointwise=pointwise, why=why, pointwise_why=pointwise_why)
+
+
+def onednn_enabled():
+    """Whether the TensorFlow imported in this process runs oneDNN's kernels."""
+    from tensorflow.python.util import _pywrap_util_port
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def settle(cfg, environ=None, flags=None):
+    """cfg with 'onednn' ('on'/'off'), 'pointwise' and 'cpu' resolved, and a line saying so.
+
+    Sets TF_ENABLE_ONEDNN_OPTS when TensorFlow is not imported yet. Where it is (a test, a
+    notebook), its kernels cannot change: the state it has is recorded, with a note.
+    """
+    environ = os.environ if environ is None else environ
+    flags = cpu_flags() if flags is None else flags
+    choice = choose(cfg, flags, environ)
+    note = ''
+    if 'tensorflow' in sys.modules:
+        onednn = onednn_enabled()
+        if onednn != choice['onednn']:
+            note = ' (TensorFlow was imported before the choice, with oneDNN %s)' % (
+                'on' if onednn else 'off')
+    else:
+        onednn = choice['onednn']
+        environ['TF_ENABLE_ONEDNN_OPTS'] = '1' if onednn else '0'
+    cfg = dict(cfg, onednn='on' if onednn else 'off', pointwise=choice['pointwise'],
+               cpu=instruction_set(flags))
+    line = 'CPU: %s; oneDNN %s (%s)%s; 1x1 convolutions as %s (%s)' % (
+        cfg['cpu'], cfg['onednn'], choice['why'], note, cfg['pointwise'], choice['pointwise_why'])
+    return cfg, line

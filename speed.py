@@ -1,0 +1,499 @@
+"""The measurements behind benchmark.py: our training and inference graphs, Keras's
+MobileNet, a matmul for the machine's peak, and a profile of one training step.
+
+Imported once benchmark.py has chosen the CPU kernels (cpu_kernels.settle), since
+TensorFlow picks them when it is imported.
+"""
+import collections
+import contextlib
+import os
+import statistics
+import time
+import warnings
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np
+import tensorflow as tf
+
+import cpu_kernels
+import data_utils
+import mobilenet
+import training
+
+v1 = tf.compat.v1
+
+# Beyond this, Keras gets one batch repeated through tf.data instead of a
+# NumPy array of --steps batches (224x224 at batch 128 would be 1.5 GB a side).
+_KERAS_NUMPY_LIMIT_BYTES = 1 << 30
+# progress (in epochs) at which our learning rate is taken: half-way through the warm-up.
+_PROGRESS = 1.0
+
+
+def session_config(args, cfg=None, xla=False):
+    """train.py's session settings for cfg (the towers' thread shares), else TensorFlow's;
+    then --*_op_threads where given."""
+    config = training.session_config(cfg) if cfg else v1.ConfigProto()
+    if args.intra_op_threads:
+        config.intra_op_parallelism_threads = args.intra_op_threads
+    if args.inter_op_threads:
+        config.inter_op_parallelism_threads = args.inter_op_threads
+    if xla:
+        config.graph_options.optimizer_options.global_jit_level = v1.OptimizerOptions.ON_1
+    return config
+
+
+# --------------------------------------------------------------------------
+# FLOPs
+# --------------------------------------------------------------------------
+
+def logits_macs(cfg, num_classes):
+    """Multiply-adds of the logits layer, counted from the graph training.build_model builds."""
+    with tf.Graph().as_default() as graph:
+        images = v1.placeholder(tf.float32, [1, cfg['image_size'], cfg['image_size'], 3])
+        training.build_model(images, cfg, num_classes, is_training=False)
+    macs = 0
+    for op in graph.get_operations():
+        if op.type == 'Conv2D' and op.name.startswith('MobilenetV1/Logits/'):
+            out_h, out_w = op.outputs[0].shape.as_list()[1:3]
+            macs += op.inputs[1].shape.num_elements() * out_h * out_w
+    return macs
+
+
+def training_flops(cfg, num_classes):
+    """FLOPs of one training image: 3 (forward + 2x backward) x 2 (per multiply-add) x MACs."""
+    base = sum(macs for _, _, macs in mobilenet.layer_table(
+        cfg['width'], cfg['image_size'], mobilenet.STEMS[cfg['stem']], cfg['min_depth']))
+    head = logits_macs(cfg, num_classes)
+    forward = 2 * (base + head)
+    return dict(base_macs=base, logits_macs=head, forward_flops=forward,
+                train_flops_per_image=3 * forward,
+                formula='3 x 2 x (base MACs from mobilenet.layer_table + logits MACs) = '
+                        '3 x 2 x (%d + %d) = %d FLOPs per training image; batch norm, ReLU6, '
+                        'pooling, input normalisation and the optimizer update are not counted'
+                        % (base, head, 3 * forward))
+
+
+# --------------------------------------------------------------------------
+# Ours
+# --------------------------------------------------------------------------
+
+def _synthetic_batch(batch_size, image_size, num_classes, seed):
+    """A fixed random batch in non-trainable variables: raw 0..255 pixels and int32 labels."""
+    images = v1.Variable(tf.random.uniform([batch_size, image_size, image_size, 3], 0.0, 255.0,
+                                           seed=seed), trainable=False, name='synthetic_images')
+    labels = v1.Variable(tf.random.uniform([batch_size], 0, num_classes, tf.int32, seed=seed),
+                         trainable=False, name='synthetic_labels')
+    return images, labels
+
+
+def _timed_runs(sess, fetches, steps):
+    start = time.perf_counter()
+    for _ in range(steps):
+        sess.run(fetches)
+    return time.perf_counter() - start
+
+
+class OursTrain:
+    """Our training step on a fixed random batch: the graph training.build_graph builds, minus input."""
+
+    def __init__(self, args, cfg, xla='off'):
+        self.batch = args.batch_size
+        graph = tf.Graph()
+        with graph.as_default():
+            v1.set_random_seed(cfg['seed'])
+            images, labels = _synthetic_batch(args.batch_size, args.image_size, args.num_classes,
+                                              seed=1)
+            global_step = v1.train.get_or_create_global_step()
+            with (tf.xla.experimental.jit_scope() if xla == 'jit_scope'
+                  else contextlib.nullcontext()):
+                self.lr = training.learning_rate(cfg, tf.constant(_PROGRESS))
+                _, _, self.train_op, _ = training.training_step(
+                    cfg, images, labels, args.num_classes, global_step, self.lr)
+            init = v1.global_variables_initializer()
+        graph.finalize()
+        self.sess = v1.Session(graph=graph, config=session_config(args, cfg, xla=xla == 'global'))
+        self.sess.run(init)
+        self.lr_value = float(self.sess.run(self.lr))
+
+    def warm_up(self, steps):
+        _timed_runs(self.sess, self.train_op, max(steps, 1))
+
+    def images_per_sec(self, steps):
+        return steps * self.batch / _timed_runs(self.sess, self.train_op, steps)
+
+    def profile(self, steps, top=5):
+        """The `top` ops of a training step by time, as [(ms, kernel, op name)], and the summed
+        time of all ops (ms): means over `steps` traced steps. The kernel is the op type that
+        ran, after oneDNN's rewrites (e.g. _MklNativeDepthwiseConv2dNativeBackpropFilter)."""
+        totals, kernels = collections.Counter(), {}
+        for _ in range(steps):
+            metadata = v1.RunMetadata()
+            self.sess.run(self.train_op, options=v1.RunOptions(
+                trace_level=v1.RunOptions.FULL_TRACE), run_metadata=metadata)
+            for device in metadata.step_stats.dev_stats:
+                for node in device.node_stats:
+                    totals[node.node_name] += node.op_end_rel_micros - node.op_start_rel_micros
+                    # The label reads 'name = Kernel(inputs)'.
+                    label = node.timeline_label.partition(' = ')[2]
+                    kernels[node.node_name] = label.partition('(')[0] or node.node_name
+        ops = [(us / 1000 / steps, kernels[name], name) for name, us in totals.most_common(top)]
+        return ops, sum(totals.values()) / 1000 / steps
+
+
+class OursRealPath:
+    """training.build_graph on real CIFAR-10: input pipeline, augmentation and the loop's fetches."""
+
+    def __init__(self, args, cfg, data):
+        self.batch = cfg['batch_size']
+        steps_per_epoch = training.steps_in_epoch(cfg, len(data['train_labels']))
+        graph = tf.Graph()
+        with graph.as_default():
+            g = training.build_graph(cfg, data, steps_per_epoch)
+        graph.finalize()
+        self.sess = v1.Session(graph=graph, config=session_config(args, cfg))
+        self.sess.run(g.init)
+        self.sess.run(g.train_init, g.train_feed(0, 0))
+        # What train.train_loop runs every step.
+        self.fetches = [g.train_op, g.loss, g.accuracy, g.lr]
+
+    def warm_up(self, steps):
+        _timed_runs(self.sess, self.fetches, max(steps, 1))
+
+    def images_per_sec(self, steps):
+        return steps * self.batch / _timed_runs(self.sess, self.fetches, steps)
+
+
+class OursInference:
+    """Our inference graph (is_training=False, softmax) at --batch_size and at batch 1."""
+
+    def __init__(self, args, cfg):
+        self.batch = args.batch_size
+        graph = tf.Graph()
+        with graph.as_default():
+            v1.set_random_seed(cfg['seed'])
+            images, _ = _synthetic_batch(args.batch_size, args.image_size, args.num_classes, seed=2)
+            single, _ = _synthetic_batch(1, args.image_size, args.num_classes, seed=3)
+            self.probs = tf.nn.softmax(training.build_model(images, cfg, args.num_classes,
+                                                         is_training=False))
+            self.probs_1 = tf.nn.softmax(training.build_model(single, cfg, args.num_classes,
+                                                           is_training=False, reuse=True))
+            init = v1.global_variables_initializer()
+        graph.finalize()
+        self.sess = v1.Session(graph=graph, config=session_config(args))
+        self.sess.run(init)
+
+    def warm_up(self, steps):
+        _timed_runs(self.sess, self.probs, max(steps, 1))
+        _timed_runs(self.sess, self.probs_1, max(steps, 1))
+
+    def images_per_sec(self, steps):
+        return steps * self.batch / _timed_runs(self.sess, self.probs, steps)
+
+    def latency_ms(self, runs):
+        return 1000 * statistics.median(_timed_runs(self.sess, self.probs_1, 1) for _ in range(runs))
+
+
+class Matmul:
+    """n x n float32 matmuls in a graph-mode session: attainable GFLOP/s in this run.
+
+    TensorFlow's thread pools belong to the process, set by its first session: with towers,
+    one thread per op. So `parallel` matmuls (one per tower) run side by side, as the towers
+    do, and the peak is that of the whole machine under the same settings.
+    """
+
+    def __init__(self, args, parallel=1):
+        self.n, self.parallel = args.matmul_size, parallel
+        graph = tf.Graph()
+        with graph.as_default():
+            products = []
+            for i in range(parallel):
+                a = v1.Variable(tf.random.normal([self.n, self.n], seed=4 + 2 * i), name='a')
+                b = v1.Variable(tf.random.normal([self.n, self.n], seed=5 + 2 * i), name='b')
+                products.append(tf.matmul(a, b))
+            # Run as targets: computed, not copied back to Python (under a tf.group, grappler
+            # would prune them).
+            self.op = [product.op for product in products]
+            init = v1.global_variables_initializer()
+        graph.finalize()
+        self.sess = v1.Session(graph=graph, config=session_config(args))
+        self.sess.run(init)
+
+    def warm_up(self, iters):
+        _timed_runs(self.sess, self.op, max(iters, 1))
+
+    def gflops(self, iters):
+        return self.parallel * 2 * self.n ** 3 * iters / _timed_runs(self.sess, self.op, iters) / 1e9
+
+
+# --------------------------------------------------------------------------
+# Keras
+# --------------------------------------------------------------------------
+
+class KerasMobileNet:
+    """tf.keras.applications.MobileNet(weights=None): model.fit, model.predict, batch-1 calls.
+
+    Fit and predict are timed from the start of their first batch to the end of
+    their last (a callback), so fit's per-call set-up is not charged to Keras.
+    Inputs are already scaled to [-1, 1] (Keras's model has no preprocessing
+    layer; ours normalises in the graph). Keras's MobileNet has no weight decay.
+    """
+
+    def __init__(self, args, lr):
+        self.batch, self.steps = args.batch_size, args.steps
+        size = args.image_size
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            self.model = tf.keras.applications.MobileNet(
+                input_shape=(size, size, 3), alpha=args.width, include_top=True, weights=None,
+                classes=args.num_classes)
+        self.warnings = sorted({' '.join(str(w.message).split()) for w in caught})
+        self.model.compile(optimizer=tf.keras.optimizers.SGD(learning_rate=lr, momentum=0.9,
+                                                             nesterov=True),
+                           loss='sparse_categorical_crossentropy')
+        rng = np.random.RandomState(0)
+        count = args.batch_size * args.steps
+        per_image = size * size * 3 * 4
+        one = rng.uniform(-1, 1, (args.batch_size, size, size, 3)).astype(np.float32)
+        one_labels = rng.randint(0, args.num_classes, args.batch_size).astype(np.int32)
+        if count * per_image <= _KERAS_NUMPY_LIMIT_BYTES:
+            self.inputs = 'NumPy arrays of --steps batches'
+            self.x = rng.uniform(-1, 1, (count, size, size, 3)).astype(np.float32)
+            self.y = rng.randint(0, args.num_classes, count).astype(np.int32)
+            self.fit_kwargs = dict(x=self.x, y=self.y, batch_size=args.batch_size, shuffle=False)
+            self.predict_kwargs = dict(x=self.x, batch_size=args.batch_size)
+        else:
+            self.inputs = 'one NumPy batch repeated through tf.data (NumPy would exceed 1 GiB)'
+            dataset = tf.data.Dataset.from_tensors((one, one_labels)).repeat()
+            self.fit_kwargs = dict(x=dataset, steps_per_epoch=args.steps)
+            self.predict_kwargs = dict(x=dataset.map(lambda x, y: x), steps=args.steps)
+        self.single = one[:1]
+        self.timer = _BatchTimer()
+
+    def jit_compile(self):
+        return getattr(self.model, 'jit_compile', None)
+
+    def warm_up(self, steps):
+        kwargs = dict(self.fit_kwargs)
+        if 'batch_size' in kwargs:
+            kwargs.update(x=self.x[:max(steps, 1) * self.batch], y=self.y[:max(steps, 1) * self.batch])
+        else:
+            kwargs.update(steps_per_epoch=max(steps, 1))
+        self.model.fit(epochs=1, verbose=0, **kwargs)
+        self.model.predict(verbose=0, **self.predict_kwargs)
+        for _ in range(3):
+            self.model.predict_on_batch(self.single)
+            self.model(self.single, training=False)
+
+    def fit_images_per_sec(self):
+        """(images/s first batch to last, images/s of the whole fit call)."""
+        start = time.perf_counter()
+        self.model.fit(epochs=1, verbose=0, callbacks=[self.timer], **self.fit_kwargs)
+        call = time.perf_counter() - start
+        return self.steps * self.batch / self.timer.seconds(), self.steps * self.batch / call
+
+    def predict_images_per_sec(self):
+        """(images/s first batch to last, images/s of the whole predict call)."""
+        start = time.perf_counter()
+        self.model.predict(verbose=0, callbacks=[self.timer], **self.predict_kwargs)
+        call = time.perf_counter() - start
+        return self.steps * self.batch / self.timer.seconds(), self.steps * self.batch / call
+
+    def latency_ms(self, runs):
+        """(predict_on_batch, model(x, training=False)) medians for one image, in ms."""
+        def median_ms(call):
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                np.asarray(call())
+                times.append(time.perf_counter() - start)
+            return 1000 * statistics.median(times)
+        return (median_ms(lambda: self.model.predict_on_batch(self.single)),
+                median_ms(lambda: self.model(self.single, training=False)))
+
+
+class _BatchTimer(tf.keras.callbacks.Callback):
+    """Seconds from the start of the first batch to the end of the last, of fit or predict."""
+
+    def __init__(self):
+        super().__init__()
+        self.start = self.end = None
+
+    def _begin(self, batch, logs=None):
+        if batch == 0:
+            self.start = time.perf_counter()
+
+    def _end(self, batch, logs=None):
+        self.end = time.perf_counter()
+
+    on_train_batch_begin = on_predict_batch_begin = _begin
+    on_train_batch_end = on_predict_batch_end = _end
+
+    def seconds(self):
+        return self.end - self.start
+
+
+# --------------------------------------------------------------------------
+# Orchestration and report
+# --------------------------------------------------------------------------
+
+def _apply_keras_threads(args, notes):
+    if not (args.intra_op_threads or args.inter_op_threads):
+        return
+    try:
+        if args.intra_op_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+        if args.inter_op_threads:
+            tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    except RuntimeError as e:  # the eager context already exists (e.g. called twice in-process)
+        notes.append('thread settings not applied to Keras: %s' % e)
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def run(args, cfg, log=print):
+    """All measurements for cfg (train.py's, its CPU kernels settled); the summary dict."""
+    notes = []
+    if args.xla == 'global':
+        os.environ['TF_XLA_FLAGS'] = (os.environ.get('TF_XLA_FLAGS', '') +
+                                      ' --tf_xla_cpu_global_jit').strip()
+    _apply_keras_threads(args, notes)
+    flops = training_flops(cfg, args.num_classes)
+
+    log('Building: our training, inference and matmul graphs...', flush=True)
+    ours_train = OursTrain(args, cfg, xla=args.xla)
+    # The 1x1 convolutions as Conv2D, as before the matmul formulation: the same network.
+    conv2d = None if cfg['pointwise'] == 'conv2d' else OursTrain(args, dict(cfg, pointwise='conv2d'))
+    ours_infer = OursInference(args, cfg)
+    matmul = Matmul(args, parallel=cfg['towers'])
+    if cfg['towers'] > 1:
+        notes.append('--towers %d: TensorFlow sets its thread pools once a process, so every '
+                     'session here runs %d ops side by side on %d thread(s) each: the matmul peak '
+                     'is %d matmuls at once, and inference and batch-1 latency run on those '
+                     'threads too' % (cfg['towers'], cfg['towers'],
+                                      max(1, training.usable_cores() // cfg['towers']),
+                                      cfg['towers']))
+
+    real = None
+    missing = data_utils.missing_files(args.data_dir)
+    if missing:
+        notes.append('real train.py path skipped: %s lacks %s (benchmark.py never downloads; run '
+                     'train.py once or pass --data_dir)' % (args.data_dir, ', '.join(missing)))
+    else:
+        log('Loading CIFAR-10 from %s for the train.py path...' % args.data_dir, flush=True)
+        real = OursRealPath(args, cfg, training.load_data(cfg))
+    if args.num_classes != 10 and real is not None:
+        notes.append('the real train.py path trains CIFAR-10 (10 classes), not --num_classes %d'
+                     % args.num_classes)
+
+    keras = None
+    if args.skip_keras:
+        notes.append('Keras skipped (--skip_keras)')
+    else:
+        log('Building Keras MobileNet...', flush=True)
+        try:
+            keras = KerasMobileNet(args, ours_train.lr_value)
+        except ValueError as e:
+            notes.append('Keras skipped: %s' % ' '.join(str(e).split()))
+    if keras is not None:
+        notes.extend('Keras warning: %s' % w for w in keras.warnings)
+        if args.stem == 'cifar':
+            notes.append('Keras MobileNet has no stride-1 stem: its figures are the ImageNet-stem '
+                         '(stride-2) network at the same width, size and batch, about 1/4 of our '
+                         "cifar stem's multiply-adds; the ratios are not like for like")
+
+    log('Warming up (%d steps each)...' % args.warmup, flush=True)
+    ours_train.warm_up(args.warmup)
+    if conv2d is not None:
+        conv2d.warm_up(args.warmup)
+    ours_infer.warm_up(args.warmup)
+    matmul.warm_up(2)
+    if real is not None:
+        real.warm_up(args.warmup)
+    if keras is not None:
+        keras.warm_up(args.warmup)
+
+    raw = {k: [] for k in ('matmul_gflops', 'train_images_per_sec', 'train_conv2d_images_per_sec',
+                           'real_path_images_per_sec',
+                           'keras_fit_images_per_sec', 'infer_images_per_sec',
+                           'keras_predict_images_per_sec', 'latency_ms', 'keras_latency_ms',
+                           'keras_call_latency_ms', 'keras_fit_call_images_per_sec',
+                           'keras_predict_call_images_per_sec')}
+    for rep in range(args.repeats):
+        raw['matmul_gflops'].append(matmul.gflops(args.matmul_iters))
+        raw['train_images_per_sec'].append(ours_train.images_per_sec(args.steps))
+        if conv2d is not None:
+            raw['train_conv2d_images_per_sec'].append(conv2d.images_per_sec(args.steps))
+        if real is not None:
+            raw['real_path_images_per_sec'].append(real.images_per_sec(args.steps))
+        if keras is not None:
+            in_loop, whole = keras.fit_images_per_sec()
+            raw['keras_fit_images_per_sec'].append(in_loop)
+            raw['keras_fit_call_images_per_sec'].append(whole)
+        raw['infer_images_per_sec'].append(ours_infer.images_per_sec(args.steps))
+        if keras is not None:
+            in_loop, whole = keras.predict_images_per_sec()
+            raw['keras_predict_images_per_sec'].append(in_loop)
+            raw['keras_predict_call_images_per_sec'].append(whole)
+        raw['latency_ms'].append(ours_infer.latency_ms(args.latency_runs))
+        if keras is not None:
+            on_batch, call = keras.latency_ms(args.latency_runs)
+            raw['keras_latency_ms'].append(on_batch)
+            raw['keras_call_latency_ms'].append(call)
+        log('repetition %d/%d: train %.0f img/s%s%s%s, inference %.0f img/s%s, batch-1 %.2f ms, '
+            'matmul %.0f GFLOP/s' % (
+                rep + 1, args.repeats, raw['train_images_per_sec'][-1],
+                ', conv2d 1x1 %.0f' % raw['train_conv2d_images_per_sec'][-1] if conv2d else '',
+                ', real path %.0f' % raw['real_path_images_per_sec'][-1] if real else '',
+                ', Keras fit %.0f' % raw['keras_fit_images_per_sec'][-1] if keras else '',
+                raw['infer_images_per_sec'][-1],
+                ', Keras predict %.0f' % raw['keras_predict_images_per_sec'][-1] if keras else '',
+                raw['latency_ms'][-1], raw['matmul_gflops'][-1]), flush=True)
+
+    med = {k: _median(v) for k, v in raw.items()}
+    med['utilisation'] = med['train_images_per_sec'] * flops['train_flops_per_image'] / (
+        med['matmul_gflops'] * 1e9)
+    med['train_gflops'] = med['train_images_per_sec'] * flops['train_flops_per_image'] / 1e9
+    ratios = dict(
+        train_vs_keras_fit=_ratio(med['train_images_per_sec'], med['keras_fit_images_per_sec']),
+        train_vs_conv2d=_ratio(med['train_images_per_sec'], med['train_conv2d_images_per_sec']),
+        infer_vs_keras_predict=_ratio(med['infer_images_per_sec'],
+                                      med['keras_predict_images_per_sec']),
+        keras_latency_vs_ours=_ratio(med['keras_latency_ms'], med['latency_ms']),
+        real_path_vs_synthetic=_ratio(med['real_path_images_per_sec'],
+                                      med['train_images_per_sec']))
+    for key, value in list(med.items()) + list(ratios.items()):
+        if value is not None:
+            (med if key in med else ratios)[key] = round(value, 4)
+    profile = None
+    if args.profile:
+        log('Profiling %d training steps...' % args.profile, flush=True)
+        ops, total_ms = ours_train.profile(args.profile)
+        profile = dict(ops=[dict(ms=round(ms, 2), type=kind, name=name) for ms, kind, name in ops],
+                       all_ops_ms=round(total_ms, 2), steps=args.profile)
+    return dict(
+        flags=vars(args), tf_version=tf.__version__, keras_version=_keras_version(),
+        cpu=cfg['cpu'], cpu_flags=sorted(cpu_kernels.vector_flags(cpu_kernels.cpu_flags())),
+        onednn=cfg['onednn'], onednn_in_process=cpu_kernels.onednn_enabled(),
+        pointwise=cfg['pointwise'], towers=cfg['towers'], profile=profile,
+        cpu_count=os.cpu_count(), keras_stem='imagenet' if keras is not None else None,
+        keras_like_for_like=keras is not None and args.stem == 'imagenet',
+        keras_jit_compile=keras.jit_compile() if keras is not None else None,
+        keras_inputs=keras.inputs if keras is not None else None,
+        keras_latency_method='predict_on_batch' if keras is not None else None,
+        learning_rate=ours_train.lr_value, flops=flops, medians=med, ratios=ratios,
+        raw={k: [round(x, 4) for x in v] for k, v in raw.items()}, notes=notes)
+
+
+def _keras_version():
+    try:
+        return tf.keras.__version__
+    except AttributeError:
+        return None

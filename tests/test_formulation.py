@@ -1,0 +1,177 @@
+"""1x1 convolutions as matmul: the same numbers and variables as Conv2D, and the kernel choice."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cli
+import cpu_kernels
+import freeze_graph
+import inference
+import train
+import training
+
+v1 = tf.compat.v1
+ROOT = os.path.join(os.path.dirname(__file__), '..')
+
+
+def loss_logits_gradients(cfg, pointwise, images, labels, towers):
+    """Training-mode logits, loss and d(loss)/d(every variable) for one formulation; the
+    variables come from a fixed seed, so both formulations start from the same weights."""
+    with tf.Graph().as_default():
+        v1.set_random_seed(7)
+        logits = training.build_model(tf.constant(images), cfg, 10, is_training=True,
+                                      towers=towers, pointwise=pointwise)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.constant(labels), logits=logits)) + tf.add_n(
+            v1.get_collection(v1.GraphKeys.REGULARIZATION_LOSSES))
+        variables = v1.trainable_variables()
+        gradients = tf.gradients(loss, variables)
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            values = sess.run([logits, loss] + gradients)
+    names = [v.op.name for v in variables]
+    return values[0], values[1], dict(zip(names, values[2:]))
+
+
+@pytest.mark.parametrize('towers', [1, 2])
+@pytest.mark.parametrize('explicit_padding', [False, True])
+@pytest.mark.parametrize('width', [1.0, 0.25])
+@pytest.mark.parametrize('stem', ['cifar', 'imagenet'])
+def test_matmul_computes_what_conv2d_computes(stem, width, explicit_padding, towers):
+    cfg = dict(cli.parse_config(['--stem', stem, '--width', str(width),
+                                 '--use_explicit_padding', str(int(explicit_padding))]),
+               dropout_keep_prob=1.0)
+    rng = np.random.RandomState(0)
+    images = rng.uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    labels = np.array([0, 3, 5, 9], np.int32)
+    conv_logits, conv_loss, conv_grads = loss_logits_gradients(cfg, 'conv2d', images, labels, towers)
+    mm_logits, mm_loss, mm_grads = loss_logits_gradients(cfg, 'matmul', images, labels, towers)
+    np.testing.assert_allclose(mm_logits, conv_logits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mm_loss, conv_loss, rtol=1e-5)
+    assert sorted(mm_grads) == sorted(conv_grads)
+    for name, grad in conv_grads.items():
+        # Float32 round-off grown through up to 28 layers of batch-norm backprop: measured at
+        # most 1.8e-4 of the gradient's norm with either kernel family; a wrong formula is ~1.
+        error = np.linalg.norm(mm_grads[name] - grad) / (np.linalg.norm(grad) + 1e-12)
+        assert error < 2e-3, (name, error)
+
+
+def test_a_checkpoint_moves_between_formulations_and_into_the_frozen_graph(capsys, tiny_cifar,
+                                                                          tmp_path):
+    flags = ['--width', '0.25', '--batch_size', '16', '--eval_batch_size', '16', '--epochs', '1',
+             '--steps_per_epoch', '3', '--data_dir', str(tiny_cifar), '--ckpt_dir', str(tmp_path)]
+    assert train.main(flags + ['--pointwise', 'matmul']) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('CPU: ') and '1x1 convolutions as matmul (--pointwise matmul)' in out
+    saved = json.loads((tmp_path / 'config.json').read_text())
+    assert saved['pointwise'] == 'matmul' and saved['onednn'] in ('on', 'off')
+    assert saved['cpu'] in ('AMX', 'AVX-512', 'AVX2', 'older')
+
+    images = np.random.RandomState(1).randint(0, 256, (6, 32, 32, 3)).astype(np.float32)
+    prefix = tf.train.latest_checkpoint(str(tmp_path))
+    cfg, _ = inference.resolve_checkpoint_config(prefix)
+    outputs = {}
+    for pointwise in ('matmul', 'conv2d'):
+        with tf.Graph().as_default(), v1.Session() as sess:
+            placeholder = v1.placeholder(tf.float32, [None, 32, 32, 3])
+            probs = tf.nn.softmax(training.build_model(placeholder, cfg, 10, is_training=False,
+                                                       pointwise=pointwise))
+            inference.restore_for_inference(sess, prefix, cfg)
+            outputs[pointwise] = sess.run(probs, {placeholder: images})
+    frozen = tmp_path / 'frozen' / 'm.pb'
+    assert freeze_graph.main(['--ckpt', str(tmp_path), '--output', str(frozen), '--tflite', 'none']) == 0
+    outputs['frozen'] = inference.load_model(str(frozen)).predict(images)
+    for name in ('conv2d', 'frozen'):
+        np.testing.assert_allclose(outputs[name], outputs['matmul'], atol=1e-5, err_msg=name)
+    assert outputs['matmul'].argmax(1).tolist() == outputs['frozen'].argmax(1).tolist()
+
+    # The same run resumes in the other formulation: a checkpoint holds no formulation.
+    assert train.main(flags + ['--pointwise', 'conv2d', '--epochs', '2']) == 0
+    assert json.loads((tmp_path / 'config.json').read_text())['pointwise'] == 'conv2d'
+
+
+AVX2 = frozenset({'avx', 'avx2', 'fma', 'sse4_2'})
+AVX512 = AVX2 | {'avx512f', 'avx512bw', 'avx512dq', 'avx512vl', 'avx512cd'}
+AVX512_VNNI = AVX512 | {'avx512_vnni'}
+AMX = AVX512_VNNI | {'amx_tile', 'amx_int8', 'amx_bf16', 'avx512_bf16'}
+
+
+def choice(flags, environ=None, **cfg):
+    return cpu_kernels.choose(dict(dict(onednn='auto', pointwise='auto', stem='cifar'), **cfg),
+                              flags, environ or {})
+
+
+@pytest.mark.parametrize('flags,expected', [(AVX2, 'AVX2'), (AVX512, 'AVX-512'),
+                                            (AVX512_VNNI, 'AVX-512'), (AMX, 'AMX'),
+                                            (frozenset({'sse4_2', 'avx'}), 'older')])
+def test_instruction_set_from_the_cpu_flags(flags, expected):
+    assert cpu_kernels.instruction_set(flags) == expected
+
+
+def test_the_choice_follows_the_measurements():
+    # oneDNN wherever it has AVX-512 kernels, whatever TensorFlow's default (no VNNI: off).
+    for flags in (AVX512, AVX512_VNNI, AMX):
+        for stem in ('cifar', 'imagenet'):
+            assert choice(flags, stem=stem)['onednn'] is True
+    # AVX2: oneDNN for the CIFAR stem, Eigen for the ImageNet stem's 1x1 maps.
+    assert choice(AVX2, stem='cifar')['onednn'] is True
+    assert choice(AVX2, stem='imagenet')['onednn'] is False
+    # Older CPUs: TensorFlow's default, which is off without VNNI or AMX.
+    assert choice(frozenset({'avx'}))['onednn'] is False
+    # ONEDNN_MAX_CPU_ISA caps oneDNN's kernels: an AVX-512 CPU then runs AVX2's.
+    capped = {'ONEDNN_MAX_CPU_ISA': 'AVX2'}
+    assert choice(AVX512_VNNI, capped, stem='imagenet')['onednn'] is False
+    assert cpu_kernels.onednn_kernels(AMX, {'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE'}) == 'AVX-512'
+    assert cpu_kernels.onednn_kernels(AVX2, {'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE_AMX'}) == 'AVX2'
+    for flags in (AVX2, AVX512, AMX):
+        assert choice(flags)['pointwise'] == 'matmul'
+
+
+def test_flags_and_the_environment_override_the_choice():
+    assert choice(AVX512_VNNI, onednn='off')['onednn'] is False
+    assert choice(AVX2, onednn='on', stem='imagenet')['onednn'] is True
+    assert choice(AVX512_VNNI, {'TF_ENABLE_ONEDNN_OPTS': '0'})['onednn'] is False
+    assert choice(AVX2, {'TF_ENABLE_ONEDNN_OPTS': 'true'}, stem='imagenet')['onednn'] is True
+    # The flag is the more explicit of the two.
+    assert choice(AVX2, {'TF_ENABLE_ONEDNN_OPTS': '1'}, onednn='off')['onednn'] is False
+    assert choice(AVX2, pointwise='conv2d')['pointwise'] == 'conv2d'
+    assert 'TF_ENABLE_ONEDNN_OPTS=0' in choice(AVX2, {'TF_ENABLE_ONEDNN_OPTS': '0'})['why']
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--onednn', 'yes'], "--onednn must be one of auto, on, off, got 'yes'"),
+    (['--pointwise', 'dense'], "--pointwise must be one of auto, conv2d, matmul, got 'dense'"),
+])
+def test_bad_kernel_flags_are_one_line(capsys, flags, message):
+    assert train.main(flags) == 2
+    assert capsys.readouterr().err.strip() == 'train.py: error: ' + message
+
+
+def test_settle_sets_the_kernels_before_tensorflow_is_imported(tmp_path):
+    """In a fresh process the flag decides which kernels TensorFlow runs."""
+    code = ('import cpu_kernels, sys; import cli\n'
+            'cfg, line = cpu_kernels.settle(cli.parse_config(sys.argv[1:]))\n'
+            'import tensorflow\n'
+            'print(cfg["onednn"], cpu_kernels.onednn_enabled())\n')
+    environ = {k: v for k, v in os.environ.items() if k != 'TF_ENABLE_ONEDNN_OPTS'}
+    environ.update(TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=ROOT)
+    for flag, expected in (('off', 'off False'), ('on', 'on True')):
+        result = subprocess.run([sys.executable, '-c', code, '--onednn', flag], env=environ,
+                                capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected
+
+
+def test_settle_after_import_records_the_kernels_tensorflow_has():
+    cfg = cli.parse_config([])
+    environ = {}
+    settled, line = cpu_kernels.settle(dict(cfg, onednn='on' if not cpu_kernels.onednn_enabled()
+                                            else 'off'), environ=environ)
+    # TensorFlow is imported here: its kernels cannot change, so the record says what runs.
+    assert settled['onednn'] == ('on' if cpu_kernels.onednn_enabled() else 'off')
+    assert 'TensorFlow was imported before the choice' in line and environ == {}

@@ -1,0 +1,226 @@
+"""One training run: epochs of steps, scoring, metrics, checkpoints, exact resume.
+
+train.py's work once its flags are resolved and TensorFlow is imported; Ctrl-C and SIGTERM
+save a checkpoint that the same command resumes from.
+"""
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+import checkpoints
+import training
+from cli import UsageError
+
+v1 = tf.compat.v1
+
+
+def write_scalars(writer, step, values):
+    summary = v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
+    writer.add_summary(summary, step)
+    writer.flush()
+
+
+def train(cfg):
+    """Train (or resume) the run in cfg['ckpt_dir']; return the summary dict."""
+    training.check_config(cfg)
+    ckpt_dir = cfg['ckpt_dir']
+    try:
+        os.makedirs(ckpt_dir, exist_ok=True)
+    except OSError as e:
+        raise UsageError('--ckpt_dir %s: cannot create it (%s)' % (ckpt_dir, e.strerror)) from e
+    config_path = os.path.join(ckpt_dir, 'config.json')
+    latest = tf.train.latest_checkpoint(ckpt_dir)
+    metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
+    if not latest and os.path.exists(metrics_path) and os.path.getsize(metrics_path):
+        raise UsageError('--ckpt_dir %s holds the metrics.jsonl of another run but no checkpoint; '
+                         'use another --ckpt_dir' % ckpt_dir)
+    data = training.load_data(cfg)
+    num_train = len(data['train_labels'])
+    if num_train < cfg['batch_size']:
+        raise UsageError('--batch_size %d is larger than the %d training images'
+                         % (cfg['batch_size'], num_train))
+    cfg = dict(cfg, steps_per_epoch=training.steps_in_epoch(cfg, num_train))
+    if latest:
+        training.check_resume_config(cfg, config_path)
+
+    with tf.Graph().as_default() as graph, v1.Session(config=training.session_config(cfg)) as sess:
+        g = training.build_graph(cfg, data, cfg['steps_per_epoch'])
+        sess.run(g.init)
+        if latest:
+            resume(sess, g, latest, cfg)
+        elif cfg['load_pretrain']:
+            prefix, restored, skipped = training.restore_pretrained(sess, g.model_variables,
+                                                           cfg['pretrain_path'])
+            print('Restored %d variables from %s; skipped %d:' % (len(restored), prefix,
+                                                                  len(skipped)), flush=True)
+            for line in skipped:
+                print('  ' + line, flush=True)
+        with open(config_path + '.tmp', 'w') as f:
+            json.dump(dict(cfg, label_names=data['label_names']), f, indent=1, sort_keys=True)
+        os.replace(config_path + '.tmp', config_path)
+        writer = v1.summary.FileWriter(ckpt_dir)
+        graph.finalize()  # the loop below must not grow the graph step after step
+        try:
+            return train_loop(cfg, sess, g, writer)
+        finally:
+            writer.close()
+
+
+def resume(sess, g, latest, cfg):
+    try:
+        g.saver.restore(sess, latest)
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+        raise UsageError('%s: cannot resume from it (%s); use another --ckpt_dir'
+                         % (latest, checkpoints.first_line(e))) from e
+    # The savers only delete what they wrote themselves: hand them what earlier runs left.
+    for saver, folder in ((g.saver, cfg['ckpt_dir']),
+                          (g.best_saver, os.path.join(cfg['ckpt_dir'], checkpoints.BEST_FOLDER))):
+        state = tf.train.get_checkpoint_state(folder)
+        if state:
+            saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+    note = ' (--load_pretrain ignored: the run has checkpoints)' if cfg['load_pretrain'] else ''
+    print('Resuming from %s%s' % (latest, note), flush=True)
+
+
+def read_metrics(metrics_path, last_epoch):
+    """The metrics lines of epochs up to `last_epoch`, rewriting the file without later ones.
+
+    An interrupt between an epoch's metrics line and its checkpoint leaves a line that the
+    resumed run writes again; a crash mid-write leaves a line that does not parse.
+    """
+    if not os.path.exists(metrics_path):
+        return []
+    records = []
+    with open(metrics_path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get('epoch', 0) <= last_epoch:
+                records.append(record)
+    with open(metrics_path + '.tmp', 'w') as f:
+        f.writelines(json.dumps(r) + '\n' for r in records)
+    os.replace(metrics_path + '.tmp', metrics_path)
+    return records
+
+
+def train_loop(cfg, sess, g, writer):
+    """Epochs until cfg['epochs']: train, evaluate, log, checkpoint. Ctrl-C saves first."""
+    ckpt_dir, steps_per_epoch = cfg['ckpt_dir'], cfg['steps_per_epoch']
+    prefix = os.path.join(ckpt_dir, 'model.ckpt')
+    metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
+    # Python holds the committed state, what the last checkpoint says; the graph counts steps.
+    epoch, step_in_epoch, best, seconds, wall_before = sess.run(
+        [g.epoch, g.step_in_epoch, g.best_accuracy, g.train_seconds, g.wall_seconds])
+    step_in_epoch = min(step_in_epoch, steps_per_epoch)
+    records = read_metrics(metrics_path, epoch)
+    record = records[-1] if records else {}  # what the summary reports if no epoch is left
+    resumed_at = time.time()
+
+    def save():
+        g.saver.save(sess, prefix, global_step=g.global_step, write_meta_graph=False)
+
+    bar, start, stepping, steps_done = None, None, False, step_in_epoch
+    try:
+        while epoch < cfg['epochs']:
+            sess.run(g.train_init, g.train_feed(epoch, step_in_epoch))
+            start = time.time()
+            losses, accuracies = [], []
+            bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, unit='step', file=sys.stderr,
+                       desc='epoch %d/%d' % (epoch + 1, cfg['epochs']), dynamic_ncols=True,
+                       mininterval=1.0 if sys.stderr.isatty() else 30.0)
+            stepping = True
+            for _ in range(step_in_epoch, steps_per_epoch):
+                _, loss, accuracy, lr = sess.run([g.train_op, g.loss, g.accuracy, g.lr])
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        'loss is %s at step %d (epoch %d); stopping without saving%s. Lower --lr '
+                        'or check the data.' % (
+                            loss, sess.run(g.global_step), epoch + 1,
+                            ', the last good checkpoint in %s is untouched' % ckpt_dir
+                            if tf.train.latest_checkpoint(ckpt_dir) else ''))
+                losses.append(loss)
+                accuracies.append(accuracy)
+                bar.update()
+                bar.set_postfix(loss='%.3f' % loss, lr='%.4g' % lr, img_s='%.0f' % (
+                    len(losses) * cfg['batch_size'] / (time.time() - start)), refresh=False)
+            stepping, steps_done = False, steps_per_epoch
+            bar.close()
+            train_time = time.time() - start
+            seconds += train_time
+            start = None
+            images_per_sec = len(losses) * cfg['batch_size'] / train_time if losses else None
+
+            # An epoch resumed after its last step (interrupted in evaluation or saving) has no
+            # training figures to report; it is scored, if it is an epoch to score, and committed.
+            record = dict(epoch=int(epoch + 1), step=int(sess.run(g.global_step)),
+                          lr=float(lr if losses else sess.run(g.lr)),
+                          train_loss=float(np.mean(losses)) if losses else None,
+                          train_accuracy=float(np.mean(accuracies)) if losses else None,
+                          images_per_sec=None if images_per_sec is None else round(images_per_sec, 1))
+            if (epoch + 1) % cfg['eval_every'] == 0 or epoch + 1 == cfg['epochs']:
+                record.update(training.score(sess, g))
+            selection = record.get('val_accuracy', record.get('test_accuracy', best))
+            wall = wall_before + time.time() - resumed_at
+            record.update(train_seconds=round(seconds, 1), wall_seconds=round(wall, 1))
+
+            # Commit: the best copy and the metrics line first, the checkpoint resume reads last,
+            # so that an interrupt anywhere here leaves a state resume completes (read_metrics).
+            training.set_state(sess, g, epoch=epoch + 1, step_in_epoch=0,
+                               best_accuracy=max(best, selection), train_seconds=seconds,
+                               wall_seconds=wall)
+            if selection > best:
+                g.best_saver.save(sess, os.path.join(ckpt_dir, checkpoints.BEST_FOLDER, 'model.ckpt'),
+                                  global_step=g.global_step, write_meta_graph=False)
+            with open(metrics_path, 'a') as f:
+                f.write(json.dumps(record) + '\n')
+            save()
+            epoch, step_in_epoch, steps_done, best = epoch + 1, 0, 0, max(best, selection)
+
+            write_scalars(writer, record['step'], {k: v for k, v in record.items()
+                                                   if k not in ('epoch', 'step') and v is not None})
+            print(epoch_line(record, cfg['epochs'], train_time), flush=True)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        # Mid-epoch the graph's counter is exact (a step that was running has finished).
+        done = sess.run(g.step_in_epoch) if stepping else steps_done
+        training.set_state(sess, g, epoch=epoch, step_in_epoch=done, best_accuracy=best,
+                           train_seconds=seconds + (time.time() - start if start else 0.0),
+                           wall_seconds=wall_before + time.time() - resumed_at)
+        save()
+        print('Interrupted: saved %s-%d; run the same command to resume.'
+              % (prefix, sess.run(g.global_step)), file=sys.stderr, flush=True)
+        raise
+
+    if record and 'test_accuracy' not in record:
+        # --epochs lowered to an epoch the run went past unscored: score the weights it has.
+        record = dict(record, **training.score(sess, g))
+    return dict(final_test_accuracy=record.get('test_accuracy'),
+                final_test_accuracy_tta=record.get('test_accuracy_tta'), best_accuracy=round(float(best), 6),
+                best_on='val' if 'val' in g.eval else 'test', epochs=int(epoch),
+                train_seconds=round(seconds, 1),
+                wall_seconds=round(wall_before + time.time() - resumed_at, 1),
+                images_per_sec=record.get('images_per_sec'),
+                ckpt=tf.train.latest_checkpoint(ckpt_dir))
+
+
+def epoch_line(record, epochs, train_time):
+    parts = ['epoch %d/%d' % (record['epoch'], epochs)]
+    if record['train_loss'] is not None:
+        parts.append('loss %.4f  train acc %.4f' % (record['train_loss'], record['train_accuracy']))
+    if 'test_loss' in record:
+        parts.append('test loss %.4f  test acc %.4f' % (record['test_loss'], record['test_accuracy']))
+    parts += ['%s %.4f' % (key.replace('_', ' '), record[key])
+              for key in ('test_accuracy_tta', 'val_accuracy') if key in record]
+    if record['images_per_sec'] is not None:
+        parts.append('%.0f img/s' % record['images_per_sec'])
+    parts.append('%.0f s' % train_time)
+    return '  '.join(parts)

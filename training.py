@@ -1,0 +1,380 @@
+"""The training graph shared by train.py, benchmark.py and the inference tools.
+
+The model as trained (build_model: preprocessing, towers, MobileNetV1), the training step
+(loss, L2, batch-norm updates, optimizer), the learning-rate schedule, the session's thread
+settings, evaluation, the data split, restoring pretrained weights and the checks that a
+configuration and a resumed run make sense.
+"""
+import argparse
+import json
+import math
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import tensorflow as tf
+from tensorflow.core.protobuf import rewriter_config_pb2
+
+import checkpoints
+import config
+import data_utils
+import mobilenet
+from cli import UsageError
+
+v1 = tf.compat.v1
+tf.get_logger().setLevel('ERROR')  # Saver's deprecation notices are not the user's business
+
+# Variables that make a checkpoint a resumable run rather than just weights.
+STATE_SCOPE = 'train_state'
+# Values a resumed run must keep: they change the variables, what the model computes, or
+# which images an epoch holds. The optimizer's family and weight averaging are checked too.
+RESUME_KEYS = ('width', 'min_depth', 'stem', 'use_explicit_padding', 'normalization', 'image_size',
+               'val_size', 'seed', 'batch_size', 'steps_per_epoch', 'mixed_precision')
+
+
+
+def check_architecture(cfg):
+    """The architecture values (those a frozen model keeps), checked before building the graph."""
+    for key, allowed in (('stem', tuple(mobilenet.STEMS)), ('normalization', ('cifar', 'inception'))):
+        if cfg[key] not in allowed:
+            raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
+    for key in ('width', 'min_depth', 'image_size'):
+        if not (math.isfinite(cfg[key]) and cfg[key] > 0):
+            raise UsageError('--%s must be a finite number greater than 0, got %r' % (key, cfg[key]))
+    stride = math.prod(d.stride for d in mobilenet.STEMS[cfg['stem']])
+    if math.ceil(cfg['image_size'] / stride) > 7:
+        raise UsageError('--image_size %d is too large for --stem %s (at most %d: the logits pool '
+                         'a 7x7 map at most); pass --stem imagenet for up to 224'
+                         % (cfg['image_size'], cfg['stem'], 7 * stride))
+
+
+def check_config(cfg):
+    """Catch values that would only fail deep inside TensorFlow, or train on NaN."""
+    check_architecture(cfg)
+    for key, value in cfg.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError('--%s must be a finite number, got %r' % (key, value))
+    for key, allowed in (('optimizer', ('adam', 'momentum', 'nesterov')),
+                         ('lr_schedule', ('exponential', 'step', 'cosine', 'linear'))):
+        if cfg[key] not in allowed:
+            raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
+    for key in ('lr', 'batch_size', 'epochs', 'eval_batch_size', 'keep_checkpoints', 'towers',
+                'lr_step_epochs', 'eval_every', 'lr_decay', 'lr_step_factor', 'batch_norm_epsilon'):
+        if not cfg[key] > 0:
+            raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
+    for key in ('steps_per_epoch', 'val_size', 'warmup_epochs', 'weight_decay', 'init_stddev'):
+        if cfg[key] < 0:
+            raise UsageError('--%s must be 0 or more, got %r' % (key, cfg[key]))
+    for key in ('momentum', 'batch_norm_decay', 'ema_decay', 'label_smoothing'):
+        if not 0 <= cfg[key] < 1:
+            raise UsageError('--%s must be in [0, 1), got %r' % (key, cfg[key]))
+    if cfg['batch_size'] % cfg['towers']:
+        raise UsageError('--batch_size %d is not a multiple of --towers %d: each tower takes an '
+                         'equal share' % (cfg['batch_size'], cfg['towers']))
+    side = data_utils.IMAGE_SHAPE[0]
+    if not 0 <= cfg['cutout'] <= side:
+        raise UsageError('--cutout must be a side in pixels from 0 (off) to %d, got %r'
+                         % (side, cfg['cutout']))
+    if cfg['cutout'] and not cfg['augment']:
+        raise UsageError('--cutout %d needs --augment 1 (cutout is part of the augmentation)'
+                         % cfg['cutout'])
+    if not 0 < cfg['dropout_keep_prob'] <= 1:
+        raise UsageError('--dropout_keep_prob must be in (0, 1], got %r' % cfg['dropout_keep_prob'])
+    if cfg['load_pretrain'] and not cfg['pretrain_path']:
+        raise UsageError('--load_pretrain 1 needs --pretrain_path (a checkpoint prefix or folder)')
+
+
+def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, towers=1,
+                pointwise='conv2d'):
+    """Logits of MobileNetV1 on raw 0..255 images; preprocessing is part of the graph.
+
+    `getter` is a variable_scope custom getter, e.g. to read weight averages. `towers` > 1
+    splits the batch into that many copies of the network sharing one set of variables
+    (slim's clones): independent ops that the session runs side by side. `pointwise` is how
+    1x1 convolutions are computed (mobilenet.POINTWISE); deployment graphs keep 'conv2d'.
+    """
+    net = data_utils.normalize(images, cfg['normalization'])
+    parts, size = _split_batch(net, towers)
+    updates = v1.get_collection_ref(v1.GraphKeys.UPDATE_OPS)
+    logits = []
+    with v1.variable_scope(v1.get_variable_scope(), custom_getter=getter):
+        for part in parts:
+            tower_logits, _ = mobilenet.mobilenet_v1(
+                part, num_classes=num_classes, dropout_keep_prob=cfg['dropout_keep_prob'],
+                is_training=is_training, min_depth=cfg['min_depth'], depth_multiplier=cfg['width'],
+                conv_defs=mobilenet.STEMS[cfg['stem']], reuse=True if logits else reuse,
+                use_explicit_padding=cfg['use_explicit_padding'], weight_decay=cfg['weight_decay'],
+                stddev=cfg['init_stddev'] or None, regularize_depthwise=cfg['regularize_depthwise'],
+                batch_norm_decay=cfg['batch_norm_decay'],
+                batch_norm_epsilon=cfg['batch_norm_epsilon'], pointwise=pointwise)
+            if not logits:
+                first_tower_updates = len(updates)
+            logits.append(tower_logits)
+    # One moving-statistics update a step, from the first tower (as slim's model_deploy), rather
+    # than one per tower racing on the same variables.
+    del updates[first_tower_updates:]
+    if towers == 1:
+        return logits[0]
+    return tf.concat(logits, 0)[:size]  # without the blank images _split_batch may add
+
+
+def _split_batch(images, parts):
+    """(`parts` equal slices of the batch, its size: an int where known, else a tensor).
+
+    A size that is not a multiple of `parts` (the short last batch of an evaluation; training
+    batches are multiples) gets blank images at the end first, as no slice may be empty.
+    """
+    if parts == 1:
+        return [images], None
+    size = images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
+    padding = -size % parts
+    if not isinstance(padding, int) or padding:
+        images = tf.pad(images, [[0, padding], [0, 0], [0, 0], [0, 0]])
+    return tf.split(images, parts), size
+
+
+def learning_rate(cfg, progress):
+    """Learning rate at `progress` (a float tensor, in epochs)."""
+    lr, total = cfg['lr'], float(cfg['epochs'])
+    if cfg['lr_schedule'] == 'exponential':
+        # Staircase: the old recipe's "x0.99 every epoch".
+        lr = lr * tf.pow(cfg['lr_decay'], tf.floor(progress))
+    elif cfg['lr_schedule'] == 'step':
+        lr = lr * tf.pow(cfg['lr_step_factor'], tf.floor(progress / cfg['lr_step_epochs']))
+    elif cfg['lr_schedule'] == 'cosine':
+        lr = lr * 0.5 * (1.0 + tf.cos(math.pi * tf.minimum(progress / total, 1.0)))
+    else:
+        lr = lr * tf.maximum(1.0 - progress / total, 0.0)
+    if cfg['warmup_epochs'] > 0:
+        lr = lr * tf.minimum(1.0, (progress + 1e-3) / cfg['warmup_epochs'])
+    return lr
+
+
+def make_optimizer(cfg, lr):
+    if cfg['optimizer'] == 'adam':
+        optimizer = v1.train.AdamOptimizer(lr)
+    else:
+        optimizer = v1.train.MomentumOptimizer(lr, cfg['momentum'],
+                                               use_nesterov=cfg['optimizer'] == 'nesterov')
+    if cfg['mixed_precision']:
+        # Dynamic loss scaling; a step whose gradients overflow is skipped (global_step too).
+        optimizer = v1.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, 'dynamic')
+    return optimizer
+
+
+def session_config(cfg):
+    config_proto = v1.ConfigProto()
+    if cfg['towers'] > 1:
+        # The cores shared out between the towers, which run side by side: on a few cores this
+        # wastes less time than splitting every small op (batch norm, depthwise) across them all.
+        config_proto.intra_op_parallelism_threads = max(1, usable_cores() // cfg['towers'])
+        config_proto.inter_op_parallelism_threads = cfg['towers']
+    if cfg['xla']:
+        config_proto.graph_options.optimizer_options.global_jit_level = v1.OptimizerOptions.ON_1
+    if cfg['mixed_precision']:
+        # Grappler casts what is safe to float16 on GPUs (and nothing on a CPU).
+        config_proto.graph_options.rewrite_options.auto_mixed_precision = \
+            rewriter_config_pb2.RewriterConfig.ON
+    return config_proto
+
+
+def usable_cores():
+    """The CPU cores this process may run on (taskset and cpusets included)."""
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def training_step(cfg, images, labels, num_classes, global_step, lr):
+    """(loss, accuracy, minimize op, model variables) of the training tower on one batch."""
+    logits = build_model(images, cfg, num_classes, is_training=True, towers=cfg['towers'],
+                         pointwise=cfg['pointwise'])
+    # Before the optimizer adds its slots under the same scope.
+    model_variables = v1.global_variables(scope='MobilenetV1/')
+    targets = tf.one_hot(labels, num_classes)
+    if cfg['label_smoothing']:
+        targets = targets * (1.0 - cfg['label_smoothing']) + cfg['label_smoothing'] / num_classes
+    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits))
+    accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
+                                      tf.float32))
+    regularization = v1.get_collection(v1.GraphKeys.REGULARIZATION_LOSSES)
+    total_loss = loss + tf.add_n(regularization) if regularization else loss
+    # Batch-norm moving averages update with every step, as slim's train_op did.
+    with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
+        minimize = make_optimizer(cfg, lr).minimize(total_loss, global_step)
+    return loss, accuracy, minimize, model_variables
+
+
+def build_graph(cfg, data, steps_per_epoch):
+    """The training graph: input pipelines, train and eval towers, optimizer, state."""
+    v1.set_random_seed(cfg['seed'])
+    g = argparse.Namespace()
+    num_classes = len(data['label_names'])
+
+    with v1.variable_scope(STATE_SCOPE):
+        g.global_step = v1.train.get_or_create_global_step()
+        g.epoch = v1.get_variable('epoch', [], tf.int64, v1.zeros_initializer(), trainable=False)
+        g.step_in_epoch = v1.get_variable('step_in_epoch', [], tf.int64, v1.zeros_initializer(),
+                                          trainable=False)
+        g.best_accuracy = v1.get_variable('best_accuracy', [], tf.float32, v1.zeros_initializer(),
+                                          trainable=False)
+        # Seconds spent in training steps, and in all (evaluation and saving too), over resumes.
+        g.train_seconds = v1.get_variable('train_seconds', [], tf.float64, v1.zeros_initializer(),
+                                          trainable=False)
+        g.wall_seconds = v1.get_variable('wall_seconds', [], tf.float64, v1.zeros_initializer(),
+                                         trainable=False)
+        # Written from Python at epoch ends and on interrupt: one op sets them all.
+        g.state = dict(epoch=g.epoch, step_in_epoch=g.step_in_epoch, best_accuracy=g.best_accuracy,
+                       train_seconds=g.train_seconds, wall_seconds=g.wall_seconds)
+        g.state_feeds = {k: v1.placeholder(v.dtype.base_dtype, [], k) for k, v in g.state.items()}
+        g.set_state = tf.group([v.assign(g.state_feeds[k]) for k, v in g.state.items()])
+
+    images, labels, g.train_init, g.train_feed = data_utils.input_pipeline(
+        data['train_images'], data['train_labels'], cfg['batch_size'], training=True,
+        augment=cfg['augment'], image_size=cfg['image_size'], seed=cfg['seed'],
+        cutout=cfg['cutout'])
+    progress = tf.cast(g.epoch, tf.float32) + tf.cast(g.step_in_epoch, tf.float32) / steps_per_epoch
+    g.lr = learning_rate(cfg, progress)
+    g.loss, g.accuracy, minimize, g.model_variables = training_step(
+        cfg, images, labels, num_classes, g.global_step, g.lr)
+    updates = [minimize]
+    eval_getter = None
+    if cfg['ema_decay']:
+        # Weight averaging: evaluation (and export) read the shadow copies, saved under slim's
+        # '<variable>/ExponentialMovingAverage' names. num_updates warms the decay up from 0.1.
+        ema = v1.train.ExponentialMovingAverage(cfg['ema_decay'], num_updates=g.global_step)
+        with tf.control_dependencies([minimize]):
+            updates.append(ema.apply(g.model_variables))
+        eval_getter = lambda getter, *args, **kwargs: _average_or_self(ema, getter(*args, **kwargs))
+    with tf.control_dependencies(updates):
+        g.train_op = v1.assign_add(g.step_in_epoch, 1)
+
+    g.eval = {}
+    for split in ('test', 'val'):
+        if not len(data[split + '_images']):
+            continue
+        images, labels, init, feed = data_utils.input_pipeline(
+            data[split + '_images'], data[split + '_labels'], cfg['eval_batch_size'],
+            training=False, image_size=cfg['image_size'])
+        logits = build_model(images, cfg, num_classes, False, reuse=True, getter=eval_getter,
+                             towers=cfg['towers'], pointwise=cfg['pointwise'])
+        sums = dict(loss=tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(
+            labels=tf.one_hot(labels, num_classes), logits=logits)),
+            accuracy=_count_correct(logits, labels))
+        if cfg['eval_flip_tta']:
+            flipped = build_model(tf.reverse(images, [2]), cfg, num_classes, False, reuse=True,
+                                  getter=eval_getter, towers=cfg['towers'],
+                                  pointwise=cfg['pointwise'])
+            sums['accuracy_tta'] = _count_correct(tf.nn.softmax(logits) + tf.nn.softmax(flipped),
+                                                  labels)
+        g.eval[split] = (init, feed, sums, len(data[split + '_labels']))
+
+    g.init = v1.global_variables_initializer()
+    g.saver = v1.train.Saver(max_to_keep=cfg['keep_checkpoints'], save_relative_paths=True)
+    g.best_saver = v1.train.Saver(max_to_keep=1, save_relative_paths=True)
+    return g
+
+
+def _average_or_self(ema, var):
+    average = ema.average(var)
+    return var if average is None else average
+
+
+def _count_correct(scores, labels):
+    predictions = tf.argmax(scores, 1, output_type=tf.int32)
+    return tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.float64))
+
+
+def set_state(sess, g, **values):
+    sess.run(g.set_state, {g.state_feeds[k]: v for k, v in values.items()})
+
+
+def evaluate(sess, g, split):
+    """{'loss', 'accuracy'[, 'accuracy_tta']} over every image of the split."""
+    init, feed, sums, count = g.eval[split]
+    sess.run(init, feed())
+    totals = dict.fromkeys(sums, 0.0)
+    while True:
+        try:
+            batch = sess.run(sums)
+        except tf.errors.OutOfRangeError:
+            break
+        for key, value in batch.items():
+            totals[key] += value
+    return {key: float(value / count) for key, value in totals.items()}
+
+
+def score(sess, g):
+    """{'test_accuracy', ...[, 'val_accuracy', ...]}: evaluate() on every split there is."""
+    return {split + '_' + key: value for split in g.eval
+            for key, value in evaluate(sess, g, split).items()}
+
+
+def restore_pretrained(sess, variables, path):
+    """Load every variable whose name and shape match `path`; return (prefix, restored, skipped)."""
+    try:
+        prefix = checkpoints.checkpoint_prefix(path)
+        reader, shapes = checkpoints.open_checkpoint(prefix)
+        restored, skipped = checkpoints.match_variables(variables, shapes)
+        if not restored:
+            raise checkpoints.ModelError('%s: no variable matched by name and shape; is it a '
+                                         'MobilenetV1 checkpoint?' % path)
+        checkpoints.assign_from_checkpoint(sess, prefix, reader, restored)
+    except checkpoints.ModelError as e:
+        raise UsageError('--pretrain_path %s' % e) from e
+    return prefix, restored, skipped
+
+
+def load_data(cfg):
+    data_utils.ensure_cifar10(cfg['data_dir'], archive=cfg['cifar_archive'] or None)
+    data = data_utils.load_cifar10(cfg['data_dir'])
+    if cfg['val_size'] >= len(data['train_labels']):
+        raise UsageError('--val_size %d leaves no training images (there are %d)'
+                         % (cfg['val_size'], len(data['train_labels'])))
+    (data['train_images'], data['train_labels'],
+     data['val_images'], data['val_labels']) = data_utils.split_validation(
+        data['train_images'], data['train_labels'], cfg['val_size'], seed=cfg['seed'])
+    return data
+
+
+def steps_in_epoch(cfg, num_train):
+    """--steps_per_epoch, or one pass over the training set."""
+    return cfg['steps_per_epoch'] or num_train // cfg['batch_size']
+
+
+# Values a resumed run may change, at the price of a jump in the learning rate.
+SCHEDULE_KEYS = ('epochs', 'lr', 'lr_schedule', 'lr_decay', 'lr_step_epochs', 'lr_step_factor',
+                 'warmup_epochs')
+
+
+def resume_signature(cfg):
+    """What a resumed run must share with the run it resumes (cfg with steps_per_epoch resolved)."""
+    signature = {key: cfg.get(key) for key in RESUME_KEYS}
+    signature['optimizer'] = 'adam' if cfg.get('optimizer') == 'adam' else 'momentum or nesterov'
+    signature['ema_decay'] = 'on' if cfg.get('ema_decay') else 'off'
+    return signature
+
+
+def check_resume_config(cfg, path):
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path) as f:
+            # Defaults for values older runs did not record.
+            saved = dict(config.DEFAULTS, **json.load(f))
+    except (OSError, ValueError) as e:
+        raise UsageError('%s: cannot read (%s); use another --ckpt_dir' % (path, e)) from e
+    for key, value in resume_signature(cfg).items():
+        if resume_signature(saved)[key] != value:
+            raise UsageError('--%s %s differs from the run being resumed in %s (%s); use another '
+                             '--ckpt_dir, or the same value' % (key, value, os.path.dirname(path),
+                                                                resume_signature(saved)[key]))
+    changed = [key for key in SCHEDULE_KEYS if saved[key] != cfg[key]]
+    if changed:
+        print('Note: %s changed since the run began: the learning-rate schedule is recomputed '
+              'from here on' % ', '.join('--%s %s (was %s)' % (k, cfg[k], saved[k]) for k in changed),
+              flush=True)
+    if saved['towers'] != cfg['towers']:
+        print('Note: --towers %d (was %d): batch norm normalises groups of %d images from here on'
+              % (cfg['towers'], saved['towers'], math.ceil(cfg['batch_size'] / cfg['towers'])),
+              flush=True)
