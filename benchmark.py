@@ -7,20 +7,23 @@
 
 In one process, for the same width, input size, class count and batch:
 
-  train      our training step (train.build_model + softmax cross-entropy +
-             L2 + UPDATE_OPS + train.make_optimizer(...).minimize, graph mode,
-             one fixed random batch held in a variable: no feeding, no
-             pipeline) against `model.fit` of
-             tf.keras.applications.MobileNet(weights=None) (SGD, Nesterov);
-  real path  train.build_graph on the real CIFAR-10 data (tf.data pipeline
+  train      our training step (training.training_step: training.build_model +
+             softmax cross-entropy + L2 + UPDATE_OPS + the optimizer's minimize,
+             graph mode, one fixed random batch held in a variable: no feeding,
+             no pipeline) with the CPU kernels and 1x1 formulation chosen for
+             this machine (the first line printed says which), beside the same
+             step with its 1x1 convolutions as Conv2D, and against `model.fit`
+             of tf.keras.applications.MobileNet(weights=None) (SGD, Nesterov);
+  real path  training.build_graph on the real CIFAR-10 data (tf.data pipeline
              and augmentation included), running exactly the fetches of
-             train.py's loop in one tower (--towers 1), so the images/s of
-             such a run's progress bar is the one measured here;
+             train.py's loop in --towers towers, so the images/s of such a
+             run's progress bar is the one measured here;
   inference  our graph with is_training=False against `model.predict`, at
              --batch_size, plus the latency of one image;
-  matmul     a float32 matmul in a graph-mode session: the machine's attainable
-             GFLOP/s, measured in the same run, against which our training
-             FLOP rate is quoted as a utilisation.
+  matmul     a float32 matmul in a graph-mode session (one per tower, side by
+             side): the machine's attainable GFLOP/s, measured in the same run,
+             against which our training FLOP rate is quoted as a utilisation;
+  profile    with --profile N, the five longest ops of N traced training steps.
 
 Each measurement is repeated --repeats times, interleaved (ours, Keras, ours,
 Keras, ...) so that machine noise hits both sides alike; medians are quoted.

@@ -66,17 +66,24 @@ def instruction_set(flags):
 
 def onednn_kernels(flags, environ):
     """The instruction set oneDNN's kernels run: the CPU's, lowered by ONEDNN_MAX_CPU_ISA."""
-    cap = environ.get('ONEDNN_MAX_CPU_ISA', 'ALL').upper()
-    capped = ('AMX' if cap == 'ALL' or 'AMX' in cap else 'AVX-512' if cap.startswith('AVX512')
+    cap = environ.get('ONEDNN_MAX_CPU_ISA', '').upper()
+    capped = ('AMX' if cap in ('', 'ALL', 'DEFAULT') or 'AMX' in cap
+              else 'AVX-512' if cap.startswith(('AVX512', 'AVX10'))
               else 'AVX2' if cap.startswith('AVX2') else 'older')
     return min(instruction_set(flags), capped, key=_WIDTH.index)
 
 
-def choose(cfg, flags, environ):
-    """{'onednn': bool, 'pointwise': str, 'why': str} for cfg's --onednn, --pointwise and stem."""
+def check_flags(cfg):
+    """UsageError unless --onednn and --pointwise are values this module knows."""
     for key, allowed in (('onednn', ONEDNN), ('pointwise', POINTWISE)):
         if cfg[key] not in allowed:
             raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
+
+
+def choose(cfg, flags, environ):
+    """{'onednn': bool or None (TensorFlow's default), 'pointwise': str, 'why': str,
+    'pointwise_why': str} for cfg's --onednn, --pointwise and stem."""
+    check_flags(cfg)
     kernels = onednn_kernels(flags, environ)
     if cfg['onednn'] != 'auto':
         onednn, why = cfg['onednn'] == 'on', '--onednn %s' % cfg['onednn']
@@ -89,13 +96,18 @@ def choose(cfg, flags, environ):
         onednn = cfg['stem'] != 'imagenet'
         why = 'auto: AVX2, %s stem' % cfg['stem']
     else:
-        onednn = any(f in flags for f in _TF_ONEDNN_FEATURES)
-        why = "auto: TensorFlow's default for this CPU"
-    if cfg['pointwise'] == 'auto':
-        pointwise, pointwise_why = 'matmul', 'auto: the faster on every kernel family measured'
-    else:
-        pointwise, pointwise_why = cfg['pointwise'], '--pointwise %s' % cfg['pointwise']
+        # Unmeasured here, or flags unread (not Linux): TensorFlow decides, as it would alone.
+        onednn, why = None, "auto: TensorFlow's default for this CPU"
+    pointwise, pointwise_why = pointwise_choice(cfg['pointwise'])
     return dict(onednn=onednn, pointwise=pointwise, why=why, pointwise_why=pointwise_why)
+
+
+def pointwise_choice(value):
+    """(formulation, why) for --pointwise: 'auto' is matmul, the faster on every kernel family
+    measured; the other values are themselves."""
+    if value == 'auto':
+        return 'matmul', 'auto: the faster on every kernel family measured'
+    return value, '--pointwise %s' % value
 
 
 def onednn_enabled():
@@ -116,9 +128,12 @@ def settle(cfg, environ=None, flags=None):
     note = ''
     if 'tensorflow' in sys.modules:
         onednn = onednn_enabled()
-        if onednn != choice['onednn']:
+        if choice['onednn'] is not None and onednn != choice['onednn']:
             note = ' (TensorFlow was imported before the choice, with oneDNN %s)' % (
                 'on' if onednn else 'off')
+    elif choice['onednn'] is None:
+        # What TensorFlow's DefaultOneDnnPolicy will find on Linux; the variable stays unset.
+        onednn = any(f in flags for f in _TF_ONEDNN_FEATURES)
     else:
         onednn = choice['onednn']
         environ['TF_ENABLE_ONEDNN_OPTS'] = '1' if onednn else '0'

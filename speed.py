@@ -370,7 +370,8 @@ def run(args, cfg, log=print):
     log('Building: our training, inference and matmul graphs...', flush=True)
     ours_train = OursTrain(args, cfg, xla=args.xla)
     # The 1x1 convolutions as Conv2D, as before the matmul formulation: the same network.
-    conv2d = None if cfg['pointwise'] == 'conv2d' else OursTrain(args, dict(cfg, pointwise='conv2d'))
+    conv2d = None if cfg['pointwise'] == 'conv2d' else OursTrain(args, dict(cfg, pointwise='conv2d'),
+                                                                  xla=args.xla)
     ours_infer = OursInference(args, cfg)
     matmul = Matmul(args, parallel=cfg['towers'])
     if cfg['towers'] > 1:

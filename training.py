@@ -17,6 +17,7 @@ from tensorflow.core.protobuf import rewriter_config_pb2
 
 import checkpoints
 import config
+import cpu_kernels
 import data_utils
 import mobilenet
 from cli import UsageError
@@ -51,6 +52,7 @@ def check_architecture(cfg):
 def check_config(cfg):
     """Catch values that would only fail deep inside TensorFlow, or train on NaN."""
     check_architecture(cfg)
+    cpu_kernels.check_flags(cfg)
     for key, value in cfg.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise UsageError('--%s must be a finite number, got %r' % (key, value))
@@ -116,6 +118,11 @@ def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, 
     if towers == 1:
         return logits[0]
     return tf.concat(logits, 0)[:size]  # without the blank images _split_batch may add
+
+
+def training_pointwise(cfg):
+    """The 1x1 formulation of the training graph: cfg's --pointwise, with 'auto' resolved."""
+    return cpu_kernels.pointwise_choice(cfg['pointwise'])[0]
 
 
 def _split_batch(images, parts):
@@ -188,7 +195,7 @@ def usable_cores():
 def training_step(cfg, images, labels, num_classes, global_step, lr):
     """(loss, accuracy, minimize op, model variables) of the training tower on one batch."""
     logits = build_model(images, cfg, num_classes, is_training=True, towers=cfg['towers'],
-                         pointwise=cfg['pointwise'])
+                         pointwise=training_pointwise(cfg))
     # Before the optimizer adds its slots under the same scope.
     model_variables = v1.global_variables(scope='MobilenetV1/')
     targets = tf.one_hot(labels, num_classes)
@@ -257,14 +264,14 @@ def build_graph(cfg, data, steps_per_epoch):
             data[split + '_images'], data[split + '_labels'], cfg['eval_batch_size'],
             training=False, image_size=cfg['image_size'])
         logits = build_model(images, cfg, num_classes, False, reuse=True, getter=eval_getter,
-                             towers=cfg['towers'], pointwise=cfg['pointwise'])
+                             towers=cfg['towers'], pointwise=training_pointwise(cfg))
         sums = dict(loss=tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(
             labels=tf.one_hot(labels, num_classes), logits=logits)),
             accuracy=_count_correct(logits, labels))
         if cfg['eval_flip_tta']:
             flipped = build_model(tf.reverse(images, [2]), cfg, num_classes, False, reuse=True,
                                   getter=eval_getter, towers=cfg['towers'],
-                                  pointwise=cfg['pointwise'])
+                                  pointwise=training_pointwise(cfg))
             sums['accuracy_tta'] = _count_correct(tf.nn.softmax(logits) + tf.nn.softmax(flipped),
                                                   labels)
         g.eval[split] = (init, feed, sums, len(data[split + '_labels']))

@@ -109,6 +109,5 @@ def test_profile_names_the_kernels_and_the_report_the_cpu(capsys, tmp_path):
     assert summary['pointwise'] == 'matmul' and summary['medians']['train_conv2d_images_per_sec'] > 0
     assert summary['ratios']['train_vs_conv2d'] > 0
     assert summary['onednn'] in ('on', 'off') and summary['cpu'] in ('AMX', 'AVX-512', 'AVX2', 'older')
-    assert (summary['onednn'] == 'on') == summary['onednn_in_process']
     assert any(line.startswith('CPU %s (' % summary['cpu']) for line in lines)
     assert any('five longest ops' in line for line in lines)

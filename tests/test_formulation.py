@@ -12,6 +12,7 @@ import cli
 import cpu_kernels
 import freeze_graph
 import inference
+import mobilenet
 import train
 import training
 
@@ -59,6 +60,37 @@ def test_matmul_computes_what_conv2d_computes(stem, width, explicit_padding, tow
         # most 1.8e-4 of the gradient's norm with either kernel family; a wrong formula is ~1.
         error = np.linalg.norm(mm_grads[name] - grad) / (np.linalg.norm(grad) + 1e-12)
         assert error < 2e-3, (name, error)
+
+
+def test_matmul_takes_images_of_unknown_size():
+    """A backbone on a [None, None, None, 3] input: the matmul reshapes with run-time shapes."""
+    images = np.random.RandomState(2).uniform(-1, 1, (2, 40, 56, 3)).astype(np.float32)
+    outputs = {}
+    for pointwise in ('conv2d', 'matmul'):
+        with tf.Graph().as_default():
+            v1.set_random_seed(3)
+            placeholder = v1.placeholder(tf.float32, [None, None, None, 3])
+            net, _ = mobilenet.mobilenet_v1_base(placeholder, depth_multiplier=0.25,
+                                                 is_training=False, pointwise=pointwise)
+            with v1.Session() as sess:
+                sess.run(v1.global_variables_initializer())
+                outputs[pointwise] = sess.run(net, {placeholder: images})
+    assert outputs['matmul'].shape == (2, 2, 2, 256)
+    np.testing.assert_allclose(outputs['matmul'], outputs['conv2d'], rtol=1e-4, atol=1e-5)
+
+
+def test_an_unsettled_auto_trains_as_matmul():
+    """Code that calls training.py without cpu_kernels.settle gets 'auto' resolved too."""
+    cfg = dict(cli.parse_config(['--width', '0.25']), pointwise='auto')
+    assert training.training_pointwise(cfg) == 'matmul'
+    with tf.Graph().as_default():
+        images = tf.zeros([2, 32, 32, 3])
+        step = training.training_step(cfg, images, tf.constant([1, 2]), 10,
+                                      v1.train.get_or_create_global_step(), 0.1)
+        types = {op.type for op in tf.compat.v1.get_default_graph().get_operations()}
+    assert step[2] is not None and 'MatMul' in types
+    with pytest.raises(cli.UsageError, match="--pointwise must be one of auto, conv2d, matmul"):
+        training.check_config(dict(cfg, pointwise='dense'))
 
 
 def test_a_checkpoint_moves_between_formulations_and_into_the_frozen_graph(capsys, tiny_cifar,
@@ -121,13 +153,17 @@ def test_the_choice_follows_the_measurements():
     # AVX2: oneDNN for the CIFAR stem, Eigen for the ImageNet stem's 1x1 maps.
     assert choice(AVX2, stem='cifar')['onednn'] is True
     assert choice(AVX2, stem='imagenet')['onednn'] is False
-    # Older CPUs: TensorFlow's default, which is off without VNNI or AMX.
-    assert choice(frozenset({'avx'}))['onednn'] is False
+    # Older CPUs, or no flags read (not Linux): TensorFlow decides, as it would alone.
+    assert choice(frozenset({'avx'}))['onednn'] is None
+    assert choice(frozenset())['onednn'] is None
     # ONEDNN_MAX_CPU_ISA caps oneDNN's kernels: an AVX-512 CPU then runs AVX2's.
     capped = {'ONEDNN_MAX_CPU_ISA': 'AVX2'}
     assert choice(AVX512_VNNI, capped, stem='imagenet')['onednn'] is False
     assert cpu_kernels.onednn_kernels(AMX, {'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE'}) == 'AVX-512'
     assert cpu_kernels.onednn_kernels(AVX2, {'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE_AMX'}) == 'AVX2'
+    for unlimited in ('', 'ALL', 'DEFAULT'):
+        assert cpu_kernels.onednn_kernels(AMX, {'ONEDNN_MAX_CPU_ISA': unlimited}) == 'AMX'
+    assert cpu_kernels.onednn_kernels(AMX, {'ONEDNN_MAX_CPU_ISA': 'AVX10_1_512'}) == 'AVX-512'
     for flags in (AVX2, AVX512, AMX):
         assert choice(flags)['pointwise'] == 'matmul'
 
