@@ -1,19 +1,21 @@
-"""Training and inference speed of this repository's MobileNetV1 against Keras's, side by side.
+"""Training and inference speed of this repository's MobileNetV1 against Keras's and PyTorch's.
 
     python3 benchmark.py                      # width 1.0, 32x32, ImageNet stem, batch 128
     python3 benchmark.py --stem cifar         # the stride-1 stem train.py uses by default
     python3 benchmark.py --image_size 224 --batch_size 32 --steps 5
     python3 benchmark.py --skip_keras --output results/benchmark/ours.json
 
-In one process, for the same width, input size, class count and batch:
+In one run, for the same width, input size, class count and batch:
 
   train      our training step (training.training_step: training.build_model +
              softmax cross-entropy + L2 + UPDATE_OPS + the optimizer's minimize,
              graph mode, one fixed random batch held in a variable: no feeding,
-             no pipeline) with the CPU kernels and 1x1 formulation chosen for
-             this machine (the first line printed says which), beside the same
-             step with its 1x1 convolutions as Conv2D, and against `model.fit`
-             of tf.keras.applications.MobileNet(weights=None) (SGD, Nesterov);
+             no pipeline) with the CPU kernels, 1x1 formulation and towers chosen
+             for this machine (the first line printed says which), beside the
+             same step with its 1x1 convolutions as Conv2D, and as before the
+             choice (Conv2D, one tower); against `model.fit` of
+             tf.keras.applications.MobileNet(weights=None) (SGD, Nesterov) and,
+             where torch imports, PyTorch training the same network (peers.py);
   real path  training.build_graph on the real CIFAR-10 data (tf.data pipeline
              and augmentation included), running exactly the fetches of
              train.py's loop in --towers towers, so the images/s of such a
@@ -27,6 +29,9 @@ In one process, for the same width, input size, class count and batch:
 
 Each measurement is repeated --repeats times, interleaved (ours, Keras, ours,
 Keras, ...) so that machine noise hits both sides alike; medians are quoted.
+TensorFlow sets its thread pools once a process: in towers (one thread an op),
+inference, the peers and the one-tower "before" row are measured first, in a
+second process of the same flags with one tower, which would otherwise be slowed.
 A table is printed, then the last line is one JSON object with the medians,
 ratios, per-repetition values, flags, versions and CPU count.
 
@@ -36,7 +41,9 @@ its figures are those of the ImageNet-stem network and are labelled so.
 import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -56,9 +63,10 @@ def parse_args(argv=None):
                              "'cifar' 1 (train.py's default) (default: %(default)s)")
     parser.add_argument('--batch_size', type=int, default=128,
                         help='batch size for training and inference (default: %(default)s)')
-    parser.add_argument('--towers', type=int, default=1,
-                        help="network copies splitting each training batch, as train.py's --towers "
-                             '(default: %(default)s)')
+    parser.add_argument('--towers', type=cli.FLAG_TYPES['towers'], default='auto',
+                        metavar='N|auto',
+                        help="network copies splitting each training batch, as train.py's --towers: "
+                             "'auto' chooses for this machine (default: %(default)s)")
     parser.add_argument('--onednn', choices=cpu_kernels.ONEDNN, default='auto',
                         help="CPU kernels, as train.py's --onednn: 'auto' chooses for this CPU "
                              '(default: %(default)s)')
@@ -84,7 +92,11 @@ def parse_args(argv=None):
                         help='CIFAR-10 python files for the real train.py path; skipped with a note '
                              'if absent, never downloaded (default: %(default)s)')
     parser.add_argument('--skip_keras', action='store_true',
-                        help='measure ours only (no Keras model is built)')
+                        help='no Keras model is built or measured')
+    parser.add_argument('--skip_torch', action='store_true',
+                        help='no PyTorch model is measured, even where torch imports')
+    parser.add_argument('--skip_real_path', action='store_true',
+                        help='no measurement of the train.py path on CIFAR-10')
     parser.add_argument('--matmul_size', type=int, default=2048,
                         help='n of the n x n float32 matmul that measures peak GFLOP/s (default: %(default)s)')
     parser.add_argument('--matmul_iters', type=int, default=10,
@@ -150,9 +162,12 @@ def format_report(summary):
         'MobileNetV1: width %s, %dx%d, %s stem, batch %d, %d classes' % (
             args.width, args.image_size, args.image_size, args.stem, args.batch_size,
             args.num_classes),
-        'TensorFlow %s, Keras %s, %d CPUs; median of %d repetitions x %d timed steps (%d warm-up), '
-        'interleaved ours/Keras' % (summary['tf_version'], summary['keras_version'],
-                                    summary['cpu_count'], args.repeats, args.steps, args.warmup),
+        'TensorFlow %s, Keras %s, PyTorch %s, %d CPUs; median of %d repetitions x %d timed steps '
+        '(%d warm-up), interleaved ours/peers%s' % (
+            summary['tf_version'], summary['keras_version'], summary['torch_version'] or '-',
+            summary['cpu_count'], args.repeats, args.steps, args.warmup,
+            '' if summary['towers'] == 1 else
+            ' (in towers: peers, inference and before in a one-tower process first)'),
         'threads intra %d inter %d (0: TensorFlow default); XLA on our train step: %s' % (
             args.intra_op_threads, args.inter_op_threads, args.xla),
         'CPU %s (%s); oneDNN %s; 1x1 convolutions in training as %s; %d tower%s' % (
@@ -164,9 +179,15 @@ def format_report(summary):
         '%-38s %12s %22s %10s' % ('training, synthetic batch (img/s)', num(med['train_images_per_sec']),
                                   num(med['keras_fit_images_per_sec']),
                                   ratio(ratios['train_vs_keras_fit'])),
+        '%-38s %12s %22s %10s' % ('training, PyTorch (img/s)',
+                                  num(med['torch_train_images_per_sec']), '',
+                                  ratio(ratios['train_vs_torch'])),
         '%-38s %12s %22s %10s' % ('training, 1x1 as conv2d (img/s)',
                                   num(med['train_conv2d_images_per_sec']), '',
                                   ratio(ratios['train_vs_conv2d'])),
+        '%-38s %12s %22s %10s' % ('training as before: conv2d, 1 tower',
+                                  num(med['train_before_images_per_sec']), '',
+                                  ratio(ratios['train_vs_before'])),
         '%-38s %12s %22s %10s' % ('training, train.py path (img/s)',
                                   num(med['real_path_images_per_sec']), '',
                                   ratio(ratios['real_path_vs_synthetic'])),
@@ -184,7 +205,9 @@ def format_report(summary):
         '',
         'ratio column: training and inference ours/Keras images/s; latency Keras ms / ours ms;',
         '  train.py path / synthetic for the train.py row (1.00x: the pipeline costs nothing);',
-        '  synthetic / conv2d for the conv2d row: what the 1x1-as-matmul formulation gains.',
+        '  synthetic / PyTorch for the PyTorch row (the same network, SGD Nesterov, channels-last);',
+        '  synthetic / conv2d for the conv2d row: what the 1x1-as-matmul formulation gains;',
+        '  synthetic / before: what the choice of formulation and towers gains on these kernels.',
         'train.py path: training.build_graph on CIFAR-10 with augmentation, fetching '
         '[train_op, loss, accuracy, lr] as train.py does.',
         'Keras: model.fit / model.predict timed from the first batch to the last (set-up '
@@ -221,7 +244,14 @@ def main(argv=None):
         training.check_config(cfg)
     except cli.UsageError as e:
         return _error(e)
+    one_tower = None
+    if cfg['towers'] > 1:
+        one_tower = _one_tower_process(args, cfg)
+        if isinstance(one_tower, str):
+            return _error(one_tower)
     summary = speed.run(args, cfg)
+    if one_tower is not None:
+        summary = speed.merge_one_tower(summary, one_tower)
     print(format_report(summary), flush=True)
     line = json.dumps(summary, sort_keys=True)
     if args.output:
@@ -232,6 +262,33 @@ def main(argv=None):
             return _error('%s: cannot write (%s)' % (args.output, e.strerror or e))
     print(line, flush=True)
     return 0
+
+
+def _one_tower_process(args, cfg):
+    """The summary of this benchmark in one tower with 1x1 convolutions as Conv2D, on the same
+    kernels, in a process of its own; or the error line if it failed."""
+    print('Measuring inference, the peers and the one-tower Conv2D step in a one-tower process...',
+          flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        output = os.path.join(folder, 'one_tower.json')
+        argv = [sys.executable, os.path.abspath(__file__), '--towers=1', '--pointwise=conv2d',
+                '--onednn=' + cfg['onednn'], '--profile=0', '--skip_real_path', '--output=' + output]
+        for key, value in vars(args).items():
+            if key not in ('towers', 'pointwise', 'onednn', 'profile', 'skip_real_path', 'output'):
+                argv += ['--' + key] if value is True else [] if value is False else \
+                    ['--%s=%s' % (key, value)]
+        lines = []
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) as child:
+            for line in child.stdout:
+                lines.append(line.rstrip('\n'))
+                if line.startswith('repetition'):
+                    print('  one tower: ' + lines[-1], flush=True)
+        if child.returncode:
+            return 'the one-tower process failed (exit %d): %s' % (
+                child.returncode, lines[-1] if lines else '')
+        with open(output) as f:
+            return json.loads(f.read())
 
 
 def _error(message):

@@ -19,8 +19,9 @@ def parse_config(argv=None, description=None):
     parser.add_argument('--preset', choices=sorted(config.PRESETS), default=config.DEFAULT_PRESET,
                         help='named recipe applied on top of config.DEFAULTS (default: %(default)s)')
     for name, default in config.DEFAULTS.items():
-        parser.add_argument('--' + name, type=flag_type(default), default=None,
-                            metavar=type(default).__name__.upper(),
+        kind = FLAG_TYPES.get(name, flag_type(default))
+        parser.add_argument('--' + name, type=kind, default=None,
+                            metavar=getattr(kind, 'metavar', type(default).__name__.upper()),
                             help='%s (default: %r; a preset may change it)'
                                  % (config.HELP[name], default))
     args = parser.parse_args(argv)
@@ -34,6 +35,20 @@ def flag_type(default):
     if isinstance(default, bool):
         return _parse_bool
     return type(default)
+
+
+def _towers(text):
+    if text == 'auto':
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected 'auto' or a whole number, got %r" % text)
+
+
+_towers.metavar = 'N|auto'
+# Flags whose values are not all of their default's type.
+FLAG_TYPES = dict(towers=_towers)
 
 
 def _parse_bool(text):

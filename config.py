@@ -10,7 +10,7 @@ Presets change a few values on top of DEFAULTS (`--preset NAME`):
          per epoch, no augmentation.
   cifar  the recommended CIFAR-10 recipe (the default): Nesterov SGD, warm-up then
          linear decay, label smoothing, crop and flip; 30 epochs.
-  fast   the same recipe for 52 epochs in 2 towers, with weight averaging, scored (with
+  fast   the same recipe for 52 epochs, with weight averaging, scored (with
          flip TTA) every 4 epochs: aimed at 90% test accuracy within an hour on a 2-core
          CPU (results/ has the record).
   best   the same for 200 epochs, scored every 5: for the highest accuracy at width 1.0,
@@ -19,12 +19,14 @@ Presets change a few values on top of DEFAULTS (`--preset NAME`):
 
 DEFAULTS = dict(
     # Data
-    data_dir='cifar',             # folder of the CIFAR-10 python pickles; downloaded there if absent
+    dataset='cifar10',            # 'cifar10' (python pickles), 'folder' (class subfolders of images) or 'tfrecord' (TF-Slim's shards); see datasets.py
+    data_dir='cifar',             # the dataset's folder; CIFAR-10 is downloaded there if absent
     cifar_archive='',             # local cifar-10-python.tar.gz to extract instead of downloading
-    val_size=0,                   # training images held out as a validation split (0: none)
-    augment=True,                 # random crop (4-pixel padding) and horizontal flip when training
+    val_size=0,                   # training images held out as a validation split (0: none; a folder's validation/ or val/ is used as is)
+    test_size=0,                  # folder datasets without test/: training images held out as the test split (0: none)
+    augment=True,                 # random crop and horizontal flip when training (at 32x32 a 4-pixel padded crop; else slim's inception crop)
     cutout=0,                     # with augment: mean-colour square of this side, of 32x32, at a random centre (0: off)
-    image_size=32,                # input resolution; images are resized in the graph if not 32
+    image_size=32,                # input resolution: own images are decoded into memory at 32, streamed and inception-cropped at other sizes
     normalization='cifar',        # 'cifar': per-channel mean/std; 'inception': [-1, 1] as ImageNet checkpoints
 
     # Model
@@ -49,10 +51,11 @@ DEFAULTS = dict(
     weight_decay=5e-4,            # L2 on conv weights, as slim: decay * sum(w**2) / 2
     regularize_depthwise=False,   # also L2-decay the depthwise filters (slim: no)
     label_smoothing=0.1,          # mix one-hot targets with the uniform distribution by this much
+    class_weights='',             # 'balanced': weigh each image's loss by images / (classes x images of its class); '': all 1
     batch_size=128,               # training batch size
     onednn='auto',                # CPU kernels: 'on' oneDNN's, 'off' TensorFlow's own (Eigen); 'auto' the faster for this CPU (cpu_kernels.py)
     pointwise='auto',             # 1x1 convolutions in training as 'conv2d' or 'matmul' (same variables and numbers); 'auto': matmul
-    towers=1,                     # network copies (slim's clones) that split each batch; run side by side, one thread per op
+    towers='auto',                # network copies (slim's clones) that split each batch, run side by side; 'auto': 2 on a CPU of 2+ cores if each gets 32+ images, else 1 (cpu_kernels.py)
     xla=False,                    # XLA JIT auto-clustering of the graph on GPUs (TensorFlow ignores it on a CPU)
     mixed_precision=False,        # float16 on GPUs with dynamic loss scaling (graph rewrite); no effect on CPU
     epochs=30,                    # epochs to train (a resumed run stops at the same total)
@@ -63,6 +66,8 @@ DEFAULTS = dict(
     keep_checkpoints=3,           # how many of the latest checkpoints to keep, interrupt saves included (best/ is kept too)
     load_pretrain=False,          # start a new run from --pretrain_path (matching names and shapes only)
     pretrain_path='pretrained',   # checkpoint prefix or folder for --load_pretrain 1 (default: the shipped weights)
+    checkpoint_exclude_scopes='', # with --load_pretrain: comma-separated scope prefixes not restored, e.g. MobilenetV1/Logits (slim's flag)
+    trainable_scopes='',          # comma-separated scope prefixes trained, the rest frozen with batch norm on its moving statistics ('': all; slim's flag)
     eval_batch_size=500,          # batch size when scoring the test and validation sets
     eval_every=1,                 # score (and update best/) every N epochs and after the last
     eval_flip_tta=False,          # also report accuracy averaged over each image and its mirror image
@@ -74,8 +79,8 @@ PRESETS = dict(
     seed=dict(optimizer='adam', lr=1e-3, batch_size=16, lr_schedule='exponential', lr_decay=0.99,
               warmup_epochs=0.0, augment=False, label_smoothing=0.0, weight_decay=4e-5, epochs=20),
     cifar=dict(),
-    fast=dict(epochs=52, towers=2, ema_decay=0.999, eval_flip_tta=True, eval_every=4),
-    best=dict(epochs=200, towers=2, ema_decay=0.999, eval_flip_tta=True, eval_every=5),
+    fast=dict(epochs=52, ema_decay=0.999, eval_flip_tta=True, eval_every=4),
+    best=dict(epochs=200, ema_decay=0.999, eval_flip_tta=True, eval_every=5),
 )
 
 DEFAULT_PRESET = 'cifar'

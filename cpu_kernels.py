@@ -23,6 +23,8 @@ So: 1x1 convolutions as matmul everywhere; oneDNN wherever it has AVX-512 kernel
 AVX2 for the CIFAR stem but not the ImageNet stem. Both are flags (`--onednn`,
 `--pointwise`), and TF_ENABLE_ONEDNN_OPTS set by the user is obeyed as TensorFlow would.
 """
+import glob
+import importlib.metadata
 import os
 import sys
 
@@ -34,6 +36,9 @@ POINTWISE = ('auto', 'conv2d', 'matmul')  # 'auto' and mobilenet.POINTWISE, with
 _TF_ONEDNN_FEATURES = ('avx512_vnni', 'avx512_bf16', 'avx_vnni', 'amx_tile', 'amx_int8', 'amx_bf16')
 _AVX512 = ('avx512f', 'avx512bw', 'avx512dq', 'avx512vl')  # oneDNN's avx512_core
 _WIDTH = ('older', 'AVX2', 'AVX-512', 'AMX')
+# Batch norm normalises each tower's share of the batch: 'auto' splits only batches whose
+# halves keep at least this many images (so the `seed` preset's batch of 16 stays whole).
+TOWER_MIN_IMAGES = 32
 
 
 def cpu_flags(path='/proc/cpuinfo'):
@@ -74,10 +79,14 @@ def onednn_kernels(flags, environ):
 
 
 def check_flags(cfg):
-    """UsageError unless --onednn and --pointwise are values this module knows."""
+    """UsageError unless --onednn, --pointwise and --towers are values this module knows."""
     for key, allowed in (('onednn', ONEDNN), ('pointwise', POINTWISE)):
         if cfg[key] not in allowed:
             raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
+    towers = cfg.get('towers', 'auto')
+    if towers != 'auto' and not (isinstance(towers, int) and towers > 0):
+        raise UsageError("--towers must be 'auto' or a whole number greater than 0, got %r"
+                         % towers)
 
 
 def choose(cfg, flags, environ):
@@ -110,6 +119,45 @@ def pointwise_choice(value):
     return value, '--pointwise %s' % value
 
 
+def towers_choice(value, batch_size, cores=None, gpu=None):
+    """(towers, why) for --towers: 'auto' is 2 on a CPU of 2 or more cores when each half of
+    the batch keeps TOWER_MIN_IMAGES images, else 1; a number is itself."""
+    if value != 'auto':
+        return value, '--towers %s' % value
+    cores = usable_cores() if cores is None else cores
+    gpu = gpu_present() if gpu is None else gpu
+    if gpu:
+        return 1, 'auto: a GPU may take the step, whole'
+    if cores < 2:
+        return 1, 'auto: one core'
+    if batch_size % 2 or batch_size // 2 < TOWER_MIN_IMAGES:
+        return 1, 'auto: halves of batch %d would hold fewer than %d images' % (
+            batch_size, TOWER_MIN_IMAGES)
+    return 2, 'auto: %d cores, %d images a tower' % (cores, batch_size // 2)
+
+
+def usable_cores():
+    """The CPU cores this process may run on (taskset and cpusets included)."""
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def gpu_present(environ=None):
+    """Whether TensorFlow may find a GPU: a build that can use one (not tensorflow-cpu) and an
+    NVIDIA or AMD device node that CUDA_VISIBLE_DEVICES does not hide (all read without
+    importing TensorFlow, which would fix its CPU kernels)."""
+    environ = os.environ if environ is None else environ
+    if environ.get('CUDA_VISIBLE_DEVICES', None) in ('', '-1'):
+        return False
+    try:
+        importlib.metadata.version('tensorflow-cpu')
+        return False
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return bool(glob.glob('/dev/nvidia[0-9]*') or os.path.exists('/dev/kfd'))
+
+
 def onednn_enabled():
     """Whether the TensorFlow imported in this process runs oneDNN's kernels."""
     from tensorflow.python.util import _pywrap_util_port
@@ -117,7 +165,8 @@ def onednn_enabled():
 
 
 def settle(cfg, environ=None, flags=None):
-    """cfg with 'onednn' ('on'/'off'), 'pointwise' and 'cpu' resolved, and a line saying so.
+    """cfg with 'onednn' ('on'/'off'), 'pointwise', 'towers' and 'cpu' resolved, and a line
+    saying so.
 
     Sets TF_ENABLE_ONEDNN_OPTS when TensorFlow is not imported yet. Where it is (a test, a
     notebook), its kernels cannot change: the state it has is recorded, with a note.
@@ -137,8 +186,10 @@ def settle(cfg, environ=None, flags=None):
     else:
         onednn = choice['onednn']
         environ['TF_ENABLE_ONEDNN_OPTS'] = '1' if onednn else '0'
+    towers, towers_why = towers_choice(cfg['towers'], cfg['batch_size'])
     cfg = dict(cfg, onednn='on' if onednn else 'off', pointwise=choice['pointwise'],
-               cpu=instruction_set(flags))
-    line = 'CPU: %s; oneDNN %s (%s)%s; 1x1 convolutions as %s (%s)' % (
-        cfg['cpu'], cfg['onednn'], choice['why'], note, cfg['pointwise'], choice['pointwise_why'])
+               towers=towers, cpu=instruction_set(flags))
+    line = 'CPU: %s; oneDNN %s (%s)%s; 1x1 convolutions as %s (%s); %d tower%s (%s)' % (
+        cfg['cpu'], cfg['onednn'], choice['why'], note, cfg['pointwise'], choice['pointwise_why'],
+        towers, '' if towers == 1 else 's', towers_why)
     return cfg, line

@@ -57,7 +57,7 @@ _ARCHIVE_HINT = ('pass a local copy of cifar-10-python.tar.gz with --cifar_archi
 
 
 class DataError(Exception):
-    """Missing or bad CIFAR-10 data.
+    """Missing or bad data: CIFAR-10 files, or a folder or TFRecord dataset of own images.
 
     str(e) is ONE line naming the file and what is wrong, shown to the user as is.
     """

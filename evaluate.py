@@ -1,12 +1,16 @@
-"""Score a checkpoint, a frozen .pb or a .tflite on the whole CIFAR-10 test set.
+"""Score a checkpoint, a frozen .pb or a .tflite on a whole test set: CIFAR-10's, or your own.
 
     python3 evaluate.py ckpt/                       # latest checkpoint of a run
     python3 evaluate.py frozen/mobilenet_v1.pb
     python3 evaluate.py frozen/mobilenet_v1_int8.tflite --plot confusion.png
     python3 evaluate.py opencv:frozen/mobilenet_v1.pb   # the .pb run by OpenCV's dnn module
+    python3 evaluate.py ckpt/own --dataset folder --data_dir photos/
 
-Prints top-1 accuracy, per-class accuracy, the confusion matrix (rows: true
-class, columns: predicted) and images/s; the last line is JSON.
+Prints per-class precision, recall, F1 and support with the confusion matrix
+(rows: true class, columns: predicted), top-1 accuracy, top-5 where there are
+more than 5 classes, macro-averaged F1 (each class counts the same, however
+rare) and images/s; the last line is JSON. Own images are seen as in training's
+evaluation: at 32x32 resized whole, at other sizes the central 87.5%, resized.
 """
 import argparse
 import json
@@ -18,54 +22,88 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np
 
+import tensorflow as tf
+
 import config
 import data_utils
+import datasets
+import image_pipeline
 import inference
+import metrics
 
 
-def predict_all(model, images, batch_size, flip_tta=False):
-    """(probabilities for every image, images/s); with flip_tta, averaged with the mirror image.
+def predict_all(model, batches, flip_tta=False):
+    """(probabilities, labels, images/s) over `batches()` (a fresh iterator of (images at the
+    model's input size, labels) each call); with flip_tta, averaged with the mirror image.
 
-    The clock starts after resizing and one warm-up batch, so set-up is not counted as speed.
+    The clock starts after one warm-up batch, so set-up is not counted as speed.
     """
-    images = inference.resize_images(images, model.input_size)
-    model.predict(images[:batch_size])
+    first = next(iter(batches()), None)
+    if first is None:
+        raise data_utils.DataError('no image of the split decodes: nothing to score')
+    model.predict(first[0])
     start = time.perf_counter()
-    outputs = []
-    for first in range(0, len(images), batch_size):
-        batch = images[first:first + batch_size]
-        probs = model.predict(batch)
+    outputs, labels = [], []
+    for images, batch_labels in batches():
+        probs = model.predict(images)
         if flip_tta:
-            probs = (probs + model.predict(batch[:, :, ::-1])) / 2
+            probs = (probs + model.predict(images[:, :, ::-1])) / 2
         outputs.append(probs)
-    return np.concatenate(outputs), len(images) / (time.perf_counter() - start)
+        labels.append(batch_labels)
+    probs, labels = np.concatenate(outputs), np.concatenate(labels)
+    return probs, labels, len(labels) / (time.perf_counter() - start)
 
 
-def batch1_latency_ms(model, images, runs):
-    """Median milliseconds of one single-image prediction, after one warm-up call."""
-    images = inference.resize_images(images[:runs], model.input_size)
-    model.predict(images[:1])
+def batch1_latency_ms(model, batches, runs):
+    """(median milliseconds of one single-image prediction after a warm-up call, images timed):
+    over the first `runs` images."""
+    images = []
+    for batch, _ in batches():
+        images.extend(batch[:runs - len(images)])
+        if len(images) == runs:
+            break
+    model.predict(images[0][None])
     times = []
     for image in images:
         start = time.perf_counter()
         model.predict(image[None])
         times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+    return 1000 * float(np.median(times)), len(images)
 
 
-def confusion_matrix(labels, predictions, num_classes):
-    matrix = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(matrix, (labels, predictions), 1)
-    return matrix
+def cifar_batches(data_dir, size, batch_size):
+    """The CIFAR-10 test set as batches() for predict_all."""
+    data_utils.ensure_cifar10(data_dir)
+    images, labels = data_utils.load_batch(os.path.join(data_dir, data_utils.TEST_FILE))
+    images = inference.resize_images(images, size)
+    return lambda: ((images[i:i + batch_size], labels[i:i + batch_size])
+                    for i in range(0, len(labels), batch_size)), 'test'
 
 
-def format_report(matrix, per_class, label_names):
-    width = max(len(n) for n in label_names)
-    lines = ['%-*s  %8s   %s' % (width, 'class', 'accuracy',
-                                  ' '.join('%5s' % n[:5] for n in label_names))]
-    for name, row, accuracy in zip(label_names, matrix, per_class):
-        lines.append('%-*s  %8.4f   %s' % (width, name, accuracy, ' '.join('%5d' % v for v in row)))
-    return '\n'.join(lines)
+def own_batches(args, size):
+    """(batches() over a folder or TFRecord split, its name, its class names)."""
+    data_dir, split, batch_size = args.data_dir, args.split, args.batch_size
+    splits = (datasets.load_folder(data_dir, args.val_size, args.test_size, args.seed)
+              if args.dataset == 'folder' else datasets.load_tfrecord(data_dir))
+    names = splits['label_names']
+    if split == 'auto':
+        split = next((s for s in ('test', 'val') if datasets.split_size(splits[s])), 'train')
+    if not datasets.split_size(splits[split]):
+        raise data_utils.DataError('%s: no %s split' % (data_dir, split))
+
+    is_path = args.dataset == 'folder'
+
+    def view(source, name, label):
+        image, ok = datasets.decode(source, name, label, len(names), is_path)
+        image = (tf.cast(datasets.resize_to_cache(image), tf.float32) if size == datasets.CACHED_SIZE
+                 else image_pipeline.eval_crop(image, size))
+        return image, label, ok
+
+    def batches():
+        dataset = datasets.elements(splits[split]).map(view, num_parallel_calls=os.cpu_count())
+        dataset = dataset.filter(lambda i, l, ok: ok).map(lambda i, l, ok: (i, l))
+        return dataset.batch(batch_size).prefetch(2).as_numpy_iterator()
+    return batches, split, names
 
 
 def save_plot(matrix, label_names, accuracy, title, path):
@@ -91,8 +129,22 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('model', help='checkpoint prefix or folder, FILE.pb, FILE.tflite or opencv:FILE.pb')
+    parser.add_argument('--dataset', choices=datasets.DATASETS, default='cifar10',
+                        help="'cifar10', 'folder' or 'tfrecord', as train.py's --dataset "
+                             '(default: %(default)s)')
     parser.add_argument('--data_dir', default=config.DEFAULTS['data_dir'],
-                        help='CIFAR-10 folder (default: %(default)s)')
+                        help="the dataset's folder (default: %(default)s)")
+    parser.add_argument('--split', choices=('auto', 'test', 'val', 'train'), default='auto',
+                        help="own data: the split scored; 'auto' is test when there is one, else "
+                             'validation, else (a folder of class folders only) every image '
+                             '(default: %(default)s)')
+    for flag, text in (('val_size', 'validation'), ('test_size', 'test')):
+        parser.add_argument('--' + flag, type=int, default=0,
+                            help="folder of class folders only: the run's --%s, so that --split %s "
+                                 'scores the images it held out (default: %%(default)s)'
+                                 % (flag, 'val' if flag == 'val_size' else 'test'))
+    parser.add_argument('--seed', type=int, default=config.DEFAULTS['seed'],
+                        help="with --val_size or --test_size: the run's --seed (default: %(default)s)")
     parser.add_argument('--batch_size', type=int, default=config.DEFAULTS['eval_batch_size'],
                         help='images per call (default: %(default)s)')
     parser.add_argument('--flip_tta', action='store_true',
@@ -108,8 +160,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error('--batch_size must be at least 1, got %d' % args.batch_size)
-    if args.latency < 0:
-        parser.error('--latency must be 0 or more, got %d' % args.latency)
+    for flag in ('latency', 'val_size', 'test_size'):
+        if getattr(args, flag) < 0:
+            parser.error('--%s must be 0 or more, got %d' % (flag, getattr(args, flag)))
+    if args.dataset != 'folder' and (args.val_size or args.test_size):
+        parser.error('--val_size and --test_size apply to --dataset folder')
     if args.plot:
         # Found now, not after scoring the whole test set.
         if not args.plot.lower().endswith('.png'):
@@ -117,30 +172,48 @@ def main(argv=None):
         folder = os.path.dirname(os.path.abspath(args.plot))
         if not os.path.isdir(folder):
             parser.error('--plot %s: no folder %s' % (args.plot, folder))
+    if args.dataset == 'cifar10' and args.split not in ('auto', 'test'):
+        parser.error('--split %s: evaluate.py scores CIFAR-10 on its test_batch' % args.split)
     try:
-        data_utils.ensure_cifar10(args.data_dir)
-        images, labels = data_utils.load_batch(os.path.join(args.data_dir, data_utils.TEST_FILE))
         model = inference.load_model(args.model, **inference.architecture_overrides(args))
-        probs, images_per_sec = predict_all(model, images, args.batch_size, args.flip_tta)
-        latency = batch1_latency_ms(model, images, args.latency) if args.latency else None
+        if args.dataset == 'cifar10':
+            (batches, split), names = cifar_batches(args.data_dir, model.input_size,
+                                                    args.batch_size), None
+        else:
+            batches, split, names = own_batches(args, model.input_size)
+        probs, labels, images_per_sec = predict_all(model, batches, args.flip_tta)
+        if names is not None and len(names) != probs.shape[1]:
+            raise data_utils.DataError('%s has %d classes but %s has %d: score a model trained '
+                                       'on these classes' % (args.model, probs.shape[1],
+                                                             args.data_dir, len(names)))
+        if names is not None and model.labels and list(model.labels) != list(names):
+            raise data_utils.DataError('%s was trained on the classes %s, %s holds %s: score it '
+                                       'on the data it was trained for' % (
+                                           args.model, ', '.join(model.labels), args.data_dir,
+                                           ', '.join(names)))
+        latency, timed = batch1_latency_ms(model, batches, args.latency) if args.latency else \
+            (None, 0)
         reference = None
         if args.reference:
             reference_model = inference.load_model(args.reference,
                                                    **inference.architecture_overrides(args))
-            reference, _ = predict_all(reference_model, images, args.batch_size, args.flip_tta)
+            reference, _, _ = predict_all(reference_model, batches, args.flip_tta)
     except (inference.ModelError, data_utils.DataError) as e:
         print('evaluate.py: error: %s' % e, file=sys.stderr)
         return 2
-    names = inference.label_names(model.labels, probs.shape[1])
+    names = names or inference.label_names(model.labels, probs.shape[1])
     predictions = probs.argmax(1)
-    matrix = confusion_matrix(labels, predictions, probs.shape[1])
-    per_class = matrix.diagonal() / np.maximum(matrix.sum(1), 1)
+    matrix = metrics.confusion_matrix(labels, predictions, probs.shape[1])
+    rows = metrics.per_class(matrix, names)
     accuracy = float((predictions == labels).mean())
-    print(format_report(matrix, per_class, names))
-    print('top-1 accuracy %.4f on %d test images%s; %.0f images/s'
-          % (accuracy, len(labels), ' (flip TTA)' if args.flip_tta else '', images_per_sec))
+    top5 = metrics.top_k_accuracy(probs, labels, 5) if probs.shape[1] > 5 else None
+    macro_f1 = metrics.macro_f1(matrix)
+    print(metrics.format_table(matrix, rows))
+    print('top-1 accuracy %.4f%s, macro F1 %.4f on %d %s images%s; %.0f images/s' % (
+        accuracy, '' if top5 is None else ', top-5 %.4f' % top5, macro_f1, len(labels), split,
+        ' (flip TTA)' if args.flip_tta else '', images_per_sec))
     if latency is not None:
-        print('batch-1 latency %.2f ms (median of %d)' % (latency, min(args.latency, len(images))))
+        print('batch-1 latency %.2f ms (median of %d)' % (latency, timed))
     agreement = None
     if reference is not None:
         agreement = dict(model=args.reference,
@@ -158,12 +231,12 @@ def main(argv=None):
                   file=sys.stderr)
             return 2
         print('wrote %s' % args.plot)
-    print(json.dumps(dict(model=args.model, accuracy=accuracy, num_images=int(len(labels)),
-                          flip_tta=args.flip_tta, images_per_sec=round(images_per_sec, 1),
+    print(json.dumps(dict(model=args.model, dataset=args.dataset, split=split, accuracy=accuracy,
+                          top5_accuracy=top5, macro_f1=round(macro_f1, 4),
+                          num_images=int(len(labels)), flip_tta=args.flip_tta,
+                          images_per_sec=round(images_per_sec, 1),
                           batch1_latency_ms=None if latency is None else round(latency, 3),
-                          reference=agreement,
-                          per_class=dict(zip(names, [round(float(a), 4) for a in per_class])),
-                          confusion=matrix.tolist())))
+                          reference=agreement, per_class=rows, confusion=matrix.tolist())))
     return 0
 
 

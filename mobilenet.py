@@ -133,6 +133,12 @@ def _batch_norm(net, is_training, decay, epsilon):
         return net
 
 
+def in_scopes(name, scopes):
+    """Whether a variable or scope name falls under one of `scopes` (prefixes, as slim matches
+    them); None means every name does."""
+    return scopes is None or any(name.startswith(scope) for scope in scopes)
+
+
 def _fixed_padding(inputs, kernel_size, rate=1):
     """Pads like SAME would for stride 1, so strided convs pad the same in every runtime."""
     effective = [k + (k - 1) * (rate - 1) for k in kernel_size]
@@ -154,7 +160,8 @@ def mobilenet_v1_base(inputs,
                       regularize_depthwise=False,
                       batch_norm_decay=0.9997,
                       batch_norm_epsilon=0.001,
-                      pointwise='conv2d'):
+                      pointwise='conv2d',
+                      trainable_scopes=None):
     """MobileNetV1 up to `final_endpoint`, for use as a backbone.
 
     Args as slim's, plus what slim's `mobilenet_v1_arg_scope` set: `is_training`
@@ -162,7 +169,10 @@ def mobilenet_v1_base(inputs,
     False), `weight_decay` (L2 on conv weights, added to REGULARIZATION_LOSSES),
     `stddev` (truncated-normal init; None for He init), `regularize_depthwise`,
     `batch_norm_decay`, `batch_norm_epsilon`; and `pointwise`, how 1x1 convolutions are
-    computed ('conv2d' or 'matmul', see POINTWISE: same variables, same numbers).
+    computed ('conv2d' or 'matmul', see POINTWISE: same variables, same numbers); and
+    `trainable_scopes`, None (every layer trains) or variable-scope prefixes as slim's
+    --trainable_scopes: with is_training, batch norm outside them runs on its moving
+    statistics and updates none, as Keras does for a non-trainable base.
 
     Returns:
       (tensor at final_endpoint, dict of end points: Conv2d_0, Conv2d_1_depthwise,
@@ -192,7 +202,10 @@ def mobilenet_v1_base(inputs,
     net = inputs
 
     def finish(end_point, net):
-        net = _batch_norm(net, is_training, batch_norm_decay, batch_norm_epsilon)
+        # Batch norm trains where its own variables (scope/BatchNorm/...) are trained.
+        training = is_training and in_scopes(v1.get_variable_scope().name + '/BatchNorm/',
+                                             trainable_scopes)
+        net = _batch_norm(net, training, batch_norm_decay, batch_norm_epsilon)
         net = tf.nn.relu6(net)
         end_points[end_point] = net
         return net
@@ -262,7 +275,8 @@ def mobilenet_v1(inputs,
                  regularize_depthwise=False,
                  batch_norm_decay=0.9997,
                  batch_norm_epsilon=0.001,
-                 pointwise='conv2d'):
+                 pointwise='conv2d',
+                 trainable_scopes=None):
     """MobileNetV1 classifier, as slim's `mobilenet_v1`.
 
     Args:
@@ -297,7 +311,8 @@ def mobilenet_v1(inputs,
             conv_defs=conv_defs, use_explicit_padding=use_explicit_padding,
             is_training=is_training, weight_decay=weight_decay, stddev=stddev,
             regularize_depthwise=regularize_depthwise, batch_norm_decay=batch_norm_decay,
-            batch_norm_epsilon=batch_norm_epsilon, pointwise=pointwise)
+            batch_norm_epsilon=batch_norm_epsilon, pointwise=pointwise,
+            trainable_scopes=trainable_scopes)
         with v1.variable_scope('Logits'):
             if global_pool:
                 net = tf.reduce_mean(net, [1, 2], keepdims=True, name='global_pool')

@@ -1,5 +1,5 @@
-"""The measurements behind benchmark.py: our training and inference graphs, Keras's
-MobileNet, a matmul for the machine's peak, and a profile of one training step.
+"""The measurements behind benchmark.py: our training and inference graphs, a matmul for the
+machine's peak and a profile of one training step, beside the peers (peers.py).
 
 Imported once benchmark.py has chosen the CPU kernels (cpu_kernels.settle), since
 TensorFlow picks them when it is imported.
@@ -9,23 +9,19 @@ import contextlib
 import os
 import statistics
 import time
-import warnings
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import numpy as np
 import tensorflow as tf
 
 import cpu_kernels
 import data_utils
 import mobilenet
+import peers
 import training
 
 v1 = tf.compat.v1
 
-# Beyond this, Keras gets one batch repeated through tf.data instead of a
-# NumPy array of --steps batches (224x224 at batch 128 would be 1.5 GB a side).
-_KERAS_NUMPY_LIMIT_BYTES = 1 << 30
 # progress (in epochs) at which our learning rate is taken: half-way through the warm-up.
 _PROGRESS = 1.0
 
@@ -146,7 +142,7 @@ class OursRealPath:
 
     def __init__(self, args, cfg, data):
         self.batch = cfg['batch_size']
-        steps_per_epoch = training.steps_in_epoch(cfg, len(data['train_labels']))
+        steps_per_epoch = training.steps_in_epoch(cfg, training.split_size(data, 'train'))
         graph = tf.Graph()
         with graph.as_default():
             g = training.build_graph(cfg, data, steps_per_epoch)
@@ -227,127 +223,8 @@ class Matmul:
 
 
 # --------------------------------------------------------------------------
-# Keras
-# --------------------------------------------------------------------------
-
-class KerasMobileNet:
-    """tf.keras.applications.MobileNet(weights=None): model.fit, model.predict, batch-1 calls.
-
-    Fit and predict are timed from the start of their first batch to the end of
-    their last (a callback), so fit's per-call set-up is not charged to Keras.
-    Inputs are already scaled to [-1, 1] (Keras's model has no preprocessing
-    layer; ours normalises in the graph). Keras's MobileNet has no weight decay.
-    """
-
-    def __init__(self, args, lr):
-        self.batch, self.steps = args.batch_size, args.steps
-        size = args.image_size
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter('always')
-            self.model = tf.keras.applications.MobileNet(
-                input_shape=(size, size, 3), alpha=args.width, include_top=True, weights=None,
-                classes=args.num_classes)
-        self.warnings = sorted({' '.join(str(w.message).split()) for w in caught})
-        self.model.compile(optimizer=tf.keras.optimizers.SGD(learning_rate=lr, momentum=0.9,
-                                                             nesterov=True),
-                           loss='sparse_categorical_crossentropy')
-        rng = np.random.RandomState(0)
-        count = args.batch_size * args.steps
-        per_image = size * size * 3 * 4
-        one = rng.uniform(-1, 1, (args.batch_size, size, size, 3)).astype(np.float32)
-        one_labels = rng.randint(0, args.num_classes, args.batch_size).astype(np.int32)
-        if count * per_image <= _KERAS_NUMPY_LIMIT_BYTES:
-            self.inputs = 'NumPy arrays of --steps batches'
-            self.x = rng.uniform(-1, 1, (count, size, size, 3)).astype(np.float32)
-            self.y = rng.randint(0, args.num_classes, count).astype(np.int32)
-            self.fit_kwargs = dict(x=self.x, y=self.y, batch_size=args.batch_size, shuffle=False)
-            self.predict_kwargs = dict(x=self.x, batch_size=args.batch_size)
-        else:
-            self.inputs = 'one NumPy batch repeated through tf.data (NumPy would exceed 1 GiB)'
-            dataset = tf.data.Dataset.from_tensors((one, one_labels)).repeat()
-            self.fit_kwargs = dict(x=dataset, steps_per_epoch=args.steps)
-            self.predict_kwargs = dict(x=dataset.map(lambda x, y: x), steps=args.steps)
-        self.single = one[:1]
-        self.timer = _BatchTimer()
-
-    def jit_compile(self):
-        return getattr(self.model, 'jit_compile', None)
-
-    def warm_up(self, steps):
-        kwargs = dict(self.fit_kwargs)
-        if 'batch_size' in kwargs:
-            kwargs.update(x=self.x[:max(steps, 1) * self.batch], y=self.y[:max(steps, 1) * self.batch])
-        else:
-            kwargs.update(steps_per_epoch=max(steps, 1))
-        self.model.fit(epochs=1, verbose=0, **kwargs)
-        self.model.predict(verbose=0, **self.predict_kwargs)
-        for _ in range(3):
-            self.model.predict_on_batch(self.single)
-            self.model(self.single, training=False)
-
-    def fit_images_per_sec(self):
-        """(images/s first batch to last, images/s of the whole fit call)."""
-        start = time.perf_counter()
-        self.model.fit(epochs=1, verbose=0, callbacks=[self.timer], **self.fit_kwargs)
-        call = time.perf_counter() - start
-        return self.steps * self.batch / self.timer.seconds(), self.steps * self.batch / call
-
-    def predict_images_per_sec(self):
-        """(images/s first batch to last, images/s of the whole predict call)."""
-        start = time.perf_counter()
-        self.model.predict(verbose=0, callbacks=[self.timer], **self.predict_kwargs)
-        call = time.perf_counter() - start
-        return self.steps * self.batch / self.timer.seconds(), self.steps * self.batch / call
-
-    def latency_ms(self, runs):
-        """(predict_on_batch, model(x, training=False)) medians for one image, in ms."""
-        def median_ms(call):
-            times = []
-            for _ in range(runs):
-                start = time.perf_counter()
-                np.asarray(call())
-                times.append(time.perf_counter() - start)
-            return 1000 * statistics.median(times)
-        return (median_ms(lambda: self.model.predict_on_batch(self.single)),
-                median_ms(lambda: self.model(self.single, training=False)))
-
-
-class _BatchTimer(tf.keras.callbacks.Callback):
-    """Seconds from the start of the first batch to the end of the last, of fit or predict."""
-
-    def __init__(self):
-        super().__init__()
-        self.start = self.end = None
-
-    def _begin(self, batch, logs=None):
-        if batch == 0:
-            self.start = time.perf_counter()
-
-    def _end(self, batch, logs=None):
-        self.end = time.perf_counter()
-
-    on_train_batch_begin = on_predict_batch_begin = _begin
-    on_train_batch_end = on_predict_batch_end = _end
-
-    def seconds(self):
-        return self.end - self.start
-
-
-# --------------------------------------------------------------------------
 # Orchestration and report
 # --------------------------------------------------------------------------
-
-def _apply_keras_threads(args, notes):
-    if not (args.intra_op_threads or args.inter_op_threads):
-        return
-    try:
-        if args.intra_op_threads:
-            tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
-        if args.inter_op_threads:
-            tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
-    except RuntimeError as e:  # the eager context already exists (e.g. called twice in-process)
-        notes.append('thread settings not applied to Keras: %s' % e)
-
 
 def _median(values):
     values = [v for v in values if v is not None]
@@ -358,13 +235,59 @@ def _ratio(a, b):
     return a / b if a is not None and b else None
 
 
+# What each repetition's progress line shows, of the figures measured.
+_PROGRESS_FIGURES = (
+    ('train', 'train_images_per_sec', ' img/s'), ('conv2d 1x1', 'train_conv2d_images_per_sec', ''),
+    ('real path', 'real_path_images_per_sec', ''), ('Keras fit', 'keras_fit_images_per_sec', ''),
+    ('PyTorch', 'torch_train_images_per_sec', ''), ('inference', 'infer_images_per_sec', ' img/s'),
+    ('Keras predict', 'keras_predict_images_per_sec', ''), ('batch-1', 'latency_ms', ' ms'),
+    ('matmul', 'matmul_gflops', ' GFLOP/s'))
+
+
+def _keras(args, lr, notes, log):
+    """Keras's MobileNet for the comparison, or None with a note saying why not."""
+    if args.skip_keras:
+        notes.append('Keras skipped (--skip_keras)')
+        return None
+    log('Building Keras MobileNet...', flush=True)
+    try:
+        keras = peers.KerasMobileNet(args, lr)
+    except ValueError as e:
+        notes.append('Keras skipped: %s' % ' '.join(str(e).split()))
+        return None
+    notes.extend('Keras warning: %s' % w for w in keras.warnings)
+    if args.stem == 'cifar':
+        notes.append('Keras MobileNet has no stride-1 stem: its figures are the ImageNet-stem '
+                     '(stride-2) network at the same width, size and batch, about 1/4 of our '
+                     "cifar stem's multiply-adds; the ratios are not like for like")
+    return keras
+
+
+def _torch(args, cfg, lr, notes, log):
+    """PyTorch's training of the same network, or None with a note saying why not."""
+    if args.skip_torch:
+        notes.append('PyTorch skipped (--skip_torch)')
+        return None
+    module, why_not = peers.import_torch()
+    if module is None:
+        notes.append(why_not)
+        return None
+    log('Building the same network in PyTorch %s...' % module.__version__, flush=True)
+    return peers.TorchMobileNet(module, cfg, args.num_classes, args.batch_size, lr)
+
+
 def run(args, cfg, log=print):
     """All measurements for cfg (train.py's, its CPU kernels settled); the summary dict."""
     notes = []
     if args.xla == 'global':
         os.environ['TF_XLA_FLAGS'] = (os.environ.get('TF_XLA_FLAGS', '') +
                                       ' --tf_xla_cpu_global_jit').strip()
-    _apply_keras_threads(args, notes)
+    # TensorFlow's thread pools are set once a process, by its first session: under towers,
+    # one thread an op, which would slow inference and the peers. benchmark.py measures those
+    # in a one-tower process of their own instead.
+    one_tower = cfg['towers'] == 1
+    if one_tower:
+        peers.apply_keras_threads(args, notes)
     flops = training_flops(cfg, args.num_classes)
 
     log('Building: our training, inference and matmul graphs...', flush=True)
@@ -372,19 +295,19 @@ def run(args, cfg, log=print):
     # The 1x1 convolutions as Conv2D, as before the matmul formulation: the same network.
     conv2d = None if cfg['pointwise'] == 'conv2d' else OursTrain(args, dict(cfg, pointwise='conv2d'),
                                                                   xla=args.xla)
-    ours_infer = OursInference(args, cfg)
+    ours_infer = OursInference(args, cfg) if one_tower else None
     matmul = Matmul(args, parallel=cfg['towers'])
-    if cfg['towers'] > 1:
-        notes.append('--towers %d: TensorFlow sets its thread pools once a process, so every '
-                     'session here runs %d ops side by side on %d thread(s) each: the matmul peak '
-                     'is %d matmuls at once, and inference and batch-1 latency run on those '
-                     'threads too' % (cfg['towers'], cfg['towers'],
-                                      max(1, training.usable_cores() // cfg['towers']),
-                                      cfg['towers']))
+    if not one_tower:
+        notes.append('--towers %d: every session of this process runs %d ops side by side on %d '
+                     'thread(s) each, as train.py does; the matmul peak is %d matmuls at once'
+                     % (cfg['towers'], cfg['towers'],
+                        max(1, cpu_kernels.usable_cores() // cfg['towers']), cfg['towers']))
 
     real = None
-    missing = data_utils.missing_files(args.data_dir)
-    if missing:
+    missing = None if args.skip_real_path else data_utils.missing_files(args.data_dir)
+    if args.skip_real_path:
+        notes.append('real train.py path skipped (--skip_real_path)')
+    elif missing:
         notes.append('real train.py path skipped: %s lacks %s (benchmark.py never downloads; run '
                      'train.py once or pass --data_dir)' % (args.data_dir, ', '.join(missing)))
     else:
@@ -394,39 +317,29 @@ def run(args, cfg, log=print):
         notes.append('the real train.py path trains CIFAR-10 (10 classes), not --num_classes %d'
                      % args.num_classes)
 
-    keras = None
-    if args.skip_keras:
-        notes.append('Keras skipped (--skip_keras)')
-    else:
-        log('Building Keras MobileNet...', flush=True)
-        try:
-            keras = KerasMobileNet(args, ours_train.lr_value)
-        except ValueError as e:
-            notes.append('Keras skipped: %s' % ' '.join(str(e).split()))
-    if keras is not None:
-        notes.extend('Keras warning: %s' % w for w in keras.warnings)
-        if args.stem == 'cifar':
-            notes.append('Keras MobileNet has no stride-1 stem: its figures are the ImageNet-stem '
-                         '(stride-2) network at the same width, size and batch, about 1/4 of our '
-                         "cifar stem's multiply-adds; the ratios are not like for like")
+    keras = _keras(args, ours_train.lr_value, notes, log) if one_tower else None
+    torch = _torch(args, cfg, ours_train.lr_value, notes, log) if one_tower else None
 
     log('Warming up (%d steps each)...' % args.warmup, flush=True)
     ours_train.warm_up(args.warmup)
     if conv2d is not None:
         conv2d.warm_up(args.warmup)
-    ours_infer.warm_up(args.warmup)
+    if ours_infer is not None:
+        ours_infer.warm_up(args.warmup)
     matmul.warm_up(2)
     if real is not None:
         real.warm_up(args.warmup)
     if keras is not None:
         keras.warm_up(args.warmup)
+    if torch is not None:
+        torch.warm_up(args.warmup)
 
     raw = {k: [] for k in ('matmul_gflops', 'train_images_per_sec', 'train_conv2d_images_per_sec',
                            'real_path_images_per_sec',
                            'keras_fit_images_per_sec', 'infer_images_per_sec',
                            'keras_predict_images_per_sec', 'latency_ms', 'keras_latency_ms',
                            'keras_call_latency_ms', 'keras_fit_call_images_per_sec',
-                           'keras_predict_call_images_per_sec')}
+                           'keras_predict_call_images_per_sec', 'torch_train_images_per_sec')}
     for rep in range(args.repeats):
         raw['matmul_gflops'].append(matmul.gflops(args.matmul_iters))
         raw['train_images_per_sec'].append(ours_train.images_per_sec(args.steps))
@@ -438,41 +351,33 @@ def run(args, cfg, log=print):
             in_loop, whole = keras.fit_images_per_sec()
             raw['keras_fit_images_per_sec'].append(in_loop)
             raw['keras_fit_call_images_per_sec'].append(whole)
-        raw['infer_images_per_sec'].append(ours_infer.images_per_sec(args.steps))
+        if torch is not None:
+            raw['torch_train_images_per_sec'].append(torch.images_per_sec(args.steps))
+        if ours_infer is not None:
+            raw['infer_images_per_sec'].append(ours_infer.images_per_sec(args.steps))
+            raw['latency_ms'].append(ours_infer.latency_ms(args.latency_runs))
         if keras is not None:
             in_loop, whole = keras.predict_images_per_sec()
             raw['keras_predict_images_per_sec'].append(in_loop)
             raw['keras_predict_call_images_per_sec'].append(whole)
-        raw['latency_ms'].append(ours_infer.latency_ms(args.latency_runs))
         if keras is not None:
             on_batch, call = keras.latency_ms(args.latency_runs)
             raw['keras_latency_ms'].append(on_batch)
             raw['keras_call_latency_ms'].append(call)
-        log('repetition %d/%d: train %.0f img/s%s%s%s, inference %.0f img/s%s, batch-1 %.2f ms, '
-            'matmul %.0f GFLOP/s' % (
-                rep + 1, args.repeats, raw['train_images_per_sec'][-1],
-                ', conv2d 1x1 %.0f' % raw['train_conv2d_images_per_sec'][-1] if conv2d else '',
-                ', real path %.0f' % raw['real_path_images_per_sec'][-1] if real else '',
-                ', Keras fit %.0f' % raw['keras_fit_images_per_sec'][-1] if keras else '',
-                raw['infer_images_per_sec'][-1],
-                ', Keras predict %.0f' % raw['keras_predict_images_per_sec'][-1] if keras else '',
-                raw['latency_ms'][-1], raw['matmul_gflops'][-1]), flush=True)
+        log('repetition %d/%d: %s' % (rep + 1, args.repeats, ', '.join(
+            '%s %.*f%s' % (label, 2 if unit == ' ms' else 0, raw[key][-1], unit)
+            for label, key, unit in _PROGRESS_FIGURES if len(raw[key]) == rep + 1)), flush=True)
 
     med = {k: _median(v) for k, v in raw.items()}
     med['utilisation'] = med['train_images_per_sec'] * flops['train_flops_per_image'] / (
         med['matmul_gflops'] * 1e9)
     med['train_gflops'] = med['train_images_per_sec'] * flops['train_flops_per_image'] / 1e9
-    ratios = dict(
-        train_vs_keras_fit=_ratio(med['train_images_per_sec'], med['keras_fit_images_per_sec']),
-        train_vs_conv2d=_ratio(med['train_images_per_sec'], med['train_conv2d_images_per_sec']),
-        infer_vs_keras_predict=_ratio(med['infer_images_per_sec'],
-                                      med['keras_predict_images_per_sec']),
-        keras_latency_vs_ours=_ratio(med['keras_latency_ms'], med['latency_ms']),
-        real_path_vs_synthetic=_ratio(med['real_path_images_per_sec'],
-                                      med['train_images_per_sec']))
-    for key, value in list(med.items()) + list(ratios.items()):
-        if value is not None:
-            (med if key in med else ratios)[key] = round(value, 4)
+    # As before the choice: 1x1 convolutions as Conv2D in one tower, on the same kernels. With
+    # towers, benchmark.py takes it from its one-tower process (merge_one_tower).
+    raw['train_before_images_per_sec'] = [] if not one_tower else list(
+        raw['train_conv2d_images_per_sec'] if conv2d else raw['train_images_per_sec'])
+    med['train_before_images_per_sec'] = _median(raw['train_before_images_per_sec'])
+    med = {k: round(v, 4) if v is not None else None for k, v in med.items()}
     profile = None
     if args.profile:
         log('Profiling %d training steps...' % args.profile, flush=True)
@@ -489,8 +394,47 @@ def run(args, cfg, log=print):
         keras_jit_compile=keras.jit_compile() if keras is not None else None,
         keras_inputs=keras.inputs if keras is not None else None,
         keras_latency_method='predict_on_batch' if keras is not None else None,
-        learning_rate=ours_train.lr_value, flops=flops, medians=med, ratios=ratios,
+        torch_version=torch.version() if torch is not None else None,
+        learning_rate=ours_train.lr_value, flops=flops, medians=med, ratios=ratios(med),
         raw={k: [round(x, 4) for x in v] for k, v in raw.items()}, notes=notes)
+
+
+def ratios(med):
+    """The ratios of the report, from the medians."""
+    values = dict(
+        train_vs_keras_fit=_ratio(med['train_images_per_sec'], med['keras_fit_images_per_sec']),
+        train_vs_torch=_ratio(med['train_images_per_sec'], med['torch_train_images_per_sec']),
+        train_vs_before=_ratio(med['train_images_per_sec'], med['train_before_images_per_sec']),
+        train_vs_conv2d=_ratio(med['train_images_per_sec'], med['train_conv2d_images_per_sec']),
+        infer_vs_keras_predict=_ratio(med['infer_images_per_sec'],
+                                      med['keras_predict_images_per_sec']),
+        keras_latency_vs_ours=_ratio(med['keras_latency_ms'], med['latency_ms']),
+        real_path_vs_synthetic=_ratio(med['real_path_images_per_sec'],
+                                      med['train_images_per_sec']))
+    return {k: round(v, 4) if v is not None else None for k, v in values.items()}
+
+
+# What a run in towers takes from benchmark.py's one-tower process of the same flags.
+_ONE_TOWER_FIGURES = ('keras_fit_images_per_sec', 'keras_fit_call_images_per_sec',
+                      'torch_train_images_per_sec', 'infer_images_per_sec',
+                      'keras_predict_images_per_sec', 'keras_predict_call_images_per_sec',
+                      'latency_ms', 'keras_latency_ms', 'keras_call_latency_ms')
+_ONE_TOWER_FACTS = ('keras_stem', 'keras_like_for_like', 'keras_jit_compile', 'keras_inputs',
+                    'keras_latency_method', 'torch_version')
+
+
+def merge_one_tower(summary, one):
+    """`summary` (towers) with inference, the peers and the 'before' row from `one`, the summary
+    of a one-tower process with --pointwise conv2d: TensorFlow's thread pools are per process."""
+    med, raw = dict(summary['medians']), dict(summary['raw'])
+    for key in _ONE_TOWER_FIGURES:
+        med[key], raw[key] = one['medians'][key], one['raw'][key]
+    med['train_before_images_per_sec'] = one['medians']['train_images_per_sec']
+    raw['train_before_images_per_sec'] = one['raw']['train_images_per_sec']
+    notes = summary['notes'] + ['one-tower process (inference, latency, peers, before): ' + n
+                                for n in one['notes'] if not n.startswith('real train.py path')]
+    return dict(summary, medians=med, raw=raw, ratios=ratios(med), notes=notes,
+                **{key: one[key] for key in _ONE_TOWER_FACTS})
 
 
 def _keras_version():

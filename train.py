@@ -1,9 +1,10 @@
-"""Train MobileNetV1 on CIFAR-10 in TF1 graph mode.
+"""Train MobileNetV1 on CIFAR-10 or your own images in TF1 graph mode.
 
     python3 train.py                                   # recommended recipe (config.py's 'cifar')
     python3 train.py --lr 1e-3 --batch_size 16 --epochs 20 --load_pretrain 0
     python3 train.py --load_pretrain 1 --pretrain_path mobilenet_v1_1.0_224.ckpt \
         --normalization inception --ckpt_dir ckpt/finetune
+    python3 train.py --dataset folder --data_dir photos/ --image_size 224 --stem imagenet
 
 Running the same command again resumes from the latest checkpoint in --ckpt_dir.
 Every value in config.py is a flag; see --help. The last line printed is a JSON

@@ -14,6 +14,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 import checkpoints
+import datasets
 import training
 from cli import UsageError
 
@@ -41,13 +42,22 @@ def train(cfg):
         raise UsageError('--ckpt_dir %s holds the metrics.jsonl of another run but no checkpoint; '
                          'use another --ckpt_dir' % ckpt_dir)
     data = training.load_data(cfg)
-    num_train = len(data['train_labels'])
+    num_train = training.split_size(data, 'train')
     if num_train < cfg['batch_size']:
         raise UsageError('--batch_size %d is larger than the %d training images'
                          % (cfg['batch_size'], num_train))
     cfg = dict(cfg, steps_per_epoch=training.steps_in_epoch(cfg, num_train))
     if latest:
-        training.check_resume_config(cfg, config_path)
+        training.check_resume_config(cfg, config_path, data['label_names'])
+    scored = 'test' if training.split_size(data, 'test') else 'val' if training.split_size(
+        data, 'val') else None
+    print('Data: %s, %d classes; %s; scored on %s' % (
+        cfg['dataset'], len(data['label_names']), ', '.join(
+            '%s %d images' % (split, training.split_size(data, split))
+            for split in ('train', 'val', 'test') if training.split_size(data, split)),
+        'the %s split' % scored if scored else
+        'nothing (no validation or test split: pass --val_size N to hold some images out)'),
+        flush=True)
 
     with tf.Graph().as_default() as graph, v1.Session(config=training.session_config(cfg)) as sess:
         g = training.build_graph(cfg, data, cfg['steps_per_epoch'])
@@ -55,8 +65,8 @@ def train(cfg):
         if latest:
             resume(sess, g, latest, cfg)
         elif cfg['load_pretrain']:
-            prefix, restored, skipped = training.restore_pretrained(sess, g.model_variables,
-                                                           cfg['pretrain_path'])
+            prefix, restored, skipped = training.restore_pretrained(
+                sess, g.model_variables, cfg['pretrain_path'], cfg['checkpoint_exclude_scopes'])
             print('Restored %d variables from %s; skipped %d:' % (len(restored), prefix,
                                                                   len(skipped)), flush=True)
             for line in skipped:
@@ -128,6 +138,7 @@ def train_loop(cfg, sess, g, writer):
         g.saver.save(sess, prefix, global_step=g.global_step, write_meta_graph=False)
 
     bar, start, stepping, steps_done = None, None, False, step_in_epoch
+    reported = set()  # skipped images already named in the log
     try:
         while epoch < cfg['epochs']:
             sess.run(g.train_init, g.train_feed(epoch, step_in_epoch))
@@ -167,7 +178,17 @@ def train_loop(cfg, sess, g, writer):
                           images_per_sec=None if images_per_sec is None else round(images_per_sec, 1))
             if (epoch + 1) % cfg['eval_every'] == 0 or epoch + 1 == cfg['epochs']:
                 record.update(training.score(sess, g))
+            skipped = datasets.skipped_images()
+            if skipped:
+                record.update(skipped_images=len(skipped), skipped_files=sorted(skipped))
+                fresh = sorted(set(skipped) - reported)
+                if fresh:
+                    print('Skipped %d image(s) that do not decode (%d in all): %s' % (
+                        len(fresh), len(skipped),
+                        '; '.join('%s (%s)' % (n, skipped[n]) for n in fresh)), flush=True)
+                reported.update(fresh)
             selection = record.get('val_accuracy', record.get('test_accuracy', best))
+            selection = best if selection is None else selection
             wall = wall_before + time.time() - resumed_at
             record.update(train_seconds=round(seconds, 1), wall_seconds=round(wall, 1))
 
@@ -184,8 +205,9 @@ def train_loop(cfg, sess, g, writer):
             save()
             epoch, step_in_epoch, steps_done, best = epoch + 1, 0, 0, max(best, selection)
 
-            write_scalars(writer, record['step'], {k: v for k, v in record.items()
-                                                   if k not in ('epoch', 'step') and v is not None})
+            write_scalars(writer, record['step'], {
+                k: v for k, v in record.items() if k not in ('epoch', 'step', 'skipped_files')
+                and v is not None})
             print(epoch_line(record, cfg['epochs'], train_time), flush=True)
     except KeyboardInterrupt:
         if bar is not None:
@@ -200,12 +222,14 @@ def train_loop(cfg, sess, g, writer):
               % (prefix, sess.run(g.global_step)), file=sys.stderr, flush=True)
         raise
 
-    if record and 'test_accuracy' not in record:
+    scored = 'test' if 'test' in g.eval else 'val' if 'val' in g.eval else None
+    if record and scored and scored + '_accuracy' not in record:
         # --epochs lowered to an epoch the run went past unscored: score the weights it has.
         record = dict(record, **training.score(sess, g))
     return dict(final_test_accuracy=record.get('test_accuracy'),
                 final_test_accuracy_tta=record.get('test_accuracy_tta'), best_accuracy=round(float(best), 6),
-                best_on='val' if 'val' in g.eval else 'test', epochs=int(epoch),
+                best_on='val' if 'val' in g.eval else 'test' if 'test' in g.eval else None,
+                epochs=int(epoch),
                 train_seconds=round(seconds, 1),
                 wall_seconds=round(wall_before + time.time() - resumed_at, 1),
                 images_per_sec=record.get('images_per_sec'),
@@ -216,10 +240,11 @@ def epoch_line(record, epochs, train_time):
     parts = ['epoch %d/%d' % (record['epoch'], epochs)]
     if record['train_loss'] is not None:
         parts.append('loss %.4f  train acc %.4f' % (record['train_loss'], record['train_accuracy']))
-    if 'test_loss' in record:
+    if record.get('test_loss') is not None:
         parts.append('test loss %.4f  test acc %.4f' % (record['test_loss'], record['test_accuracy']))
     parts += ['%s %.4f' % (key.replace('_', ' '), record[key])
-              for key in ('test_accuracy_tta', 'val_accuracy') if key in record]
+              for key in ('test_accuracy_tta', 'test_macro_f1', 'val_accuracy', 'val_macro_f1')
+              if record.get(key) is not None]
     if record['images_per_sec'] is not None:
         parts.append('%.0f img/s' % record['images_per_sec'])
     parts.append('%.0f s' % train_time)

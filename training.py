@@ -12,6 +12,7 @@ import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
 
@@ -19,6 +20,9 @@ import checkpoints
 import config
 import cpu_kernels
 import data_utils
+import datasets
+import image_pipeline
+import metrics
 import mobilenet
 from cli import UsageError
 
@@ -30,7 +34,8 @@ STATE_SCOPE = 'train_state'
 # Values a resumed run must keep: they change the variables, what the model computes, or
 # which images an epoch holds. The optimizer's family and weight averaging are checked too.
 RESUME_KEYS = ('width', 'min_depth', 'stem', 'use_explicit_padding', 'normalization', 'image_size',
-               'val_size', 'seed', 'batch_size', 'steps_per_epoch', 'mixed_precision')
+               'dataset', 'val_size', 'test_size', 'seed', 'batch_size', 'steps_per_epoch',
+               'mixed_precision', 'trainable_scopes', 'class_weights')
 
 
 
@@ -56,27 +61,41 @@ def check_config(cfg):
     for key, value in cfg.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise UsageError('--%s must be a finite number, got %r' % (key, value))
-    for key, allowed in (('optimizer', ('adam', 'momentum', 'nesterov')),
+    for key, allowed in (('dataset', datasets.DATASETS), ('class_weights', ('', 'balanced')),
+                         ('optimizer', ('adam', 'momentum', 'nesterov')),
                          ('lr_schedule', ('exponential', 'step', 'cosine', 'linear'))):
         if cfg[key] not in allowed:
             raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
-    for key in ('lr', 'batch_size', 'epochs', 'eval_batch_size', 'keep_checkpoints', 'towers',
+    for key in ('lr', 'batch_size', 'epochs', 'eval_batch_size', 'keep_checkpoints',
                 'lr_step_epochs', 'eval_every', 'lr_decay', 'lr_step_factor', 'batch_norm_epsilon'):
         if not cfg[key] > 0:
             raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
-    for key in ('steps_per_epoch', 'val_size', 'warmup_epochs', 'weight_decay', 'init_stddev'):
+    for key in ('steps_per_epoch', 'val_size', 'test_size', 'warmup_epochs', 'weight_decay',
+                'init_stddev'):
         if cfg[key] < 0:
             raise UsageError('--%s must be 0 or more, got %r' % (key, cfg[key]))
     for key in ('momentum', 'batch_norm_decay', 'ema_decay', 'label_smoothing'):
         if not 0 <= cfg[key] < 1:
             raise UsageError('--%s must be in [0, 1), got %r' % (key, cfg[key]))
-    if cfg['batch_size'] % cfg['towers']:
+    if cfg['batch_size'] % training_towers(cfg):
         raise UsageError('--batch_size %d is not a multiple of --towers %d: each tower takes an '
-                         'equal share' % (cfg['batch_size'], cfg['towers']))
+                         'equal share' % (cfg['batch_size'], training_towers(cfg)))
     side = data_utils.IMAGE_SHAPE[0]
     if not 0 <= cfg['cutout'] <= side:
         raise UsageError('--cutout must be a side in pixels from 0 (off) to %d, got %r'
                          % (side, cfg['cutout']))
+    if cfg['cutout'] and cfg['dataset'] != 'cifar10' and cfg['image_size'] != datasets.CACHED_SIZE:
+        raise UsageError('--cutout applies to 32x32 images; at --image_size %d own images get '
+                         "slim's inception crop instead: pass --cutout 0" % cfg['image_size'])
+    if cfg['dataset'] == 'tfrecord' and (cfg['val_size'] or cfg['test_size']):
+        raise UsageError('--val_size and --test_size carve splits of a folder dataset; TFRecords '
+                         'bring their own (shards named *validation*, *test*)')
+    if cfg['test_size'] and cfg['dataset'] == 'cifar10':
+        raise UsageError('--test_size carves a test split from a folder dataset; CIFAR-10 has its '
+                         'own test_batch')
+    if cfg['checkpoint_exclude_scopes'] and not cfg['load_pretrain']:
+        raise UsageError('--checkpoint_exclude_scopes applies to --load_pretrain 1 (what is not '
+                         'restored from --pretrain_path); pass both, or neither')
     if cfg['cutout'] and not cfg['augment']:
         raise UsageError('--cutout %d needs --augment 1 (cutout is part of the augmentation)'
                          % cfg['cutout'])
@@ -108,7 +127,8 @@ def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, 
                 use_explicit_padding=cfg['use_explicit_padding'], weight_decay=cfg['weight_decay'],
                 stddev=cfg['init_stddev'] or None, regularize_depthwise=cfg['regularize_depthwise'],
                 batch_norm_decay=cfg['batch_norm_decay'],
-                batch_norm_epsilon=cfg['batch_norm_epsilon'], pointwise=pointwise)
+                batch_norm_epsilon=cfg['batch_norm_epsilon'], pointwise=pointwise,
+                trainable_scopes=scope_list(cfg.get('trainable_scopes', '')) if is_training else None)
             if not logits:
                 first_tower_updates = len(updates)
             logits.append(tower_logits)
@@ -120,9 +140,30 @@ def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, 
     return tf.concat(logits, 0)[:size]  # without the blank images _split_batch may add
 
 
+def scope_list(text):
+    """slim's comma-separated scope prefixes as a list; '' is None (every variable)."""
+    scopes = [scope.strip() for scope in text.split(',') if scope.strip()]
+    return scopes or None
+
+
+def _check_scopes(flag, text, variables):
+    """UsageError for a prefix of `flag` that names no model variable (a typo trains all)."""
+    names = [v.op.name for v in variables]
+    for scope in scope_list(text) or []:
+        if not any(name.startswith(scope) for name in names):
+            raise UsageError('--%s %s names no variable of the model; scopes look like '
+                             'MobilenetV1/Logits, MobilenetV1/Conv2d_13_pointwise or '
+                             'MobilenetV1/Conv2d_1' % (flag, scope))
+
+
 def training_pointwise(cfg):
     """The 1x1 formulation of the training graph: cfg's --pointwise, with 'auto' resolved."""
     return cpu_kernels.pointwise_choice(cfg['pointwise'])[0]
+
+
+def training_towers(cfg):
+    """cfg's --towers, with 'auto' resolved for this machine as cpu_kernels.settle does."""
+    return cpu_kernels.towers_choice(cfg['towers'], cfg['batch_size'])[0]
 
 
 def _split_batch(images, parts):
@@ -171,11 +212,12 @@ def make_optimizer(cfg, lr):
 
 def session_config(cfg):
     config_proto = v1.ConfigProto()
-    if cfg['towers'] > 1:
+    towers = training_towers(cfg)
+    if towers > 1:
         # The cores shared out between the towers, which run side by side: on a few cores this
         # wastes less time than splitting every small op (batch norm, depthwise) across them all.
-        config_proto.intra_op_parallelism_threads = max(1, usable_cores() // cfg['towers'])
-        config_proto.inter_op_parallelism_threads = cfg['towers']
+        config_proto.intra_op_parallelism_threads = max(1, cpu_kernels.usable_cores() // towers)
+        config_proto.inter_op_parallelism_threads = towers
     if cfg['xla']:
         config_proto.graph_options.optimizer_options.global_jit_level = v1.OptimizerOptions.ON_1
     if cfg['mixed_precision']:
@@ -185,30 +227,40 @@ def session_config(cfg):
     return config_proto
 
 
-def usable_cores():
-    """The CPU cores this process may run on (taskset and cpusets included)."""
-    if hasattr(os, 'sched_getaffinity'):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def training_step(cfg, images, labels, num_classes, global_step, lr):
-    """(loss, accuracy, minimize op, model variables) of the training tower on one batch."""
-    logits = build_model(images, cfg, num_classes, is_training=True, towers=cfg['towers'],
+def training_step(cfg, images, labels, num_classes, global_step, lr, class_weights=None):
+    """(loss, accuracy, minimize op, model variables) of the training tower on one batch;
+    `class_weights` (one per class) weigh each image's loss by its class."""
+    logits = build_model(images, cfg, num_classes, is_training=True, towers=training_towers(cfg),
                          pointwise=training_pointwise(cfg))
     # Before the optimizer adds its slots under the same scope.
     model_variables = v1.global_variables(scope='MobilenetV1/')
-    targets = tf.one_hot(labels, num_classes)
+    _check_scopes('trainable_scopes', cfg['trainable_scopes'], model_variables)
+    _check_scopes('checkpoint_exclude_scopes', cfg['checkpoint_exclude_scopes'], model_variables)
+    scopes = scope_list(cfg['trainable_scopes'])
+    # Layers outside --trainable_scopes get no gradient (and so no slots, no backward pass).
+    trained = [v for v in v1.trainable_variables('MobilenetV1/')
+               if mobilenet.in_scopes(v.op.name, scopes)]
+    if not trained:
+        raise UsageError('--trainable_scopes %s holds no trainable variable (only batch-norm '
+                         'statistics?)' % cfg['trainable_scopes'])
+    # Label -1: an image that did not decode (image_pipeline), kept in place, counted nowhere.
+    valid = tf.cast(labels >= 0, tf.float32)
+    known = tf.maximum(labels, 0)
+    targets = tf.one_hot(known, num_classes)
     if cfg['label_smoothing']:
         targets = targets * (1.0 - cfg['label_smoothing']) + cfg['label_smoothing'] / num_classes
-    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits))
-    accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
-                                      tf.float32))
+    losses = tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits) * valid
+    if class_weights is not None:
+        losses *= tf.gather(tf.constant(class_weights, tf.float32), known)
+    images = tf.maximum(tf.reduce_sum(valid), 1.0)
+    loss = tf.reduce_sum(losses) / images
+    accuracy = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
+                                     tf.float32)) / images
     regularization = v1.get_collection(v1.GraphKeys.REGULARIZATION_LOSSES)
     total_loss = loss + tf.add_n(regularization) if regularization else loss
     # Batch-norm moving averages update with every step, as slim's train_op did.
     with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
-        minimize = make_optimizer(cfg, lr).minimize(total_loss, global_step)
+        minimize = make_optimizer(cfg, lr).minimize(total_loss, global_step, var_list=trained)
     return loss, accuracy, minimize, model_variables
 
 
@@ -236,14 +288,12 @@ def build_graph(cfg, data, steps_per_epoch):
         g.state_feeds = {k: v1.placeholder(v.dtype.base_dtype, [], k) for k, v in g.state.items()}
         g.set_state = tf.group([v.assign(g.state_feeds[k]) for k, v in g.state.items()])
 
-    images, labels, g.train_init, g.train_feed = data_utils.input_pipeline(
-        data['train_images'], data['train_labels'], cfg['batch_size'], training=True,
-        augment=cfg['augment'], image_size=cfg['image_size'], seed=cfg['seed'],
-        cutout=cfg['cutout'])
+    images, labels, g.train_init, g.train_feed = _input_pipeline(cfg, data, 'train', num_classes,
+                                                                 training=True)
     progress = tf.cast(g.epoch, tf.float32) + tf.cast(g.step_in_epoch, tf.float32) / steps_per_epoch
     g.lr = learning_rate(cfg, progress)
     g.loss, g.accuracy, minimize, g.model_variables = training_step(
-        cfg, images, labels, num_classes, g.global_step, g.lr)
+        cfg, images, labels, num_classes, g.global_step, g.lr, data.get('class_weights'))
     updates = [minimize]
     eval_getter = None
     if cfg['ema_decay']:
@@ -258,23 +308,24 @@ def build_graph(cfg, data, steps_per_epoch):
 
     g.eval = {}
     for split in ('test', 'val'):
-        if not len(data[split + '_images']):
+        if not split_size(data, split):
             continue
-        images, labels, init, feed = data_utils.input_pipeline(
-            data[split + '_images'], data[split + '_labels'], cfg['eval_batch_size'],
-            training=False, image_size=cfg['image_size'])
+        images, labels, init, feed = _input_pipeline(cfg, data, split, num_classes, training=False)
         logits = build_model(images, cfg, num_classes, False, reuse=True, getter=eval_getter,
-                             towers=cfg['towers'], pointwise=training_pointwise(cfg))
+                             towers=training_towers(cfg), pointwise=training_pointwise(cfg))
+        # Images counted as they come: a streamed split may skip some that do not decode.
         sums = dict(loss=tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(
             labels=tf.one_hot(labels, num_classes), logits=logits)),
-            accuracy=_count_correct(logits, labels))
+            accuracy=_count_correct(logits, labels), images=tf.cast(tf.size(labels), tf.float32),
+            confusion=tf.math.confusion_matrix(labels, tf.argmax(logits, 1, output_type=tf.int32),
+                                               num_classes, dtype=tf.float32))
         if cfg['eval_flip_tta']:
             flipped = build_model(tf.reverse(images, [2]), cfg, num_classes, False, reuse=True,
-                                  getter=eval_getter, towers=cfg['towers'],
+                                  getter=eval_getter, towers=training_towers(cfg),
                                   pointwise=training_pointwise(cfg))
             sums['accuracy_tta'] = _count_correct(tf.nn.softmax(logits) + tf.nn.softmax(flipped),
                                                   labels)
-        g.eval[split] = (init, feed, sums, len(data[split + '_labels']))
+        g.eval[split] = (init, feed, sums)
 
     g.init = v1.global_variables_initializer()
     g.saver = v1.train.Saver(max_to_keep=cfg['keep_checkpoints'], save_relative_paths=True)
@@ -297,8 +348,8 @@ def set_state(sess, g, **values):
 
 
 def evaluate(sess, g, split):
-    """{'loss', 'accuracy'[, 'accuracy_tta']} over every image of the split."""
-    init, feed, sums, count = g.eval[split]
+    """{'loss', 'accuracy', 'macro_f1'[, 'accuracy_tta']} over every image of the split."""
+    init, feed, sums = g.eval[split]
     sess.run(init, feed())
     totals = dict.fromkeys(sums, 0.0)
     while True:
@@ -308,7 +359,10 @@ def evaluate(sess, g, split):
             break
         for key, value in batch.items():
             totals[key] += value
-    return {key: float(value / count) for key, value in totals.items()}
+    count, confusion = totals.pop('images'), totals.pop('confusion')
+    result = {key: float(value / count) if count else None for key, value in totals.items()}
+    result['macro_f1'] = metrics.macro_f1(confusion) if count else None
+    return result
 
 
 def score(sess, g):
@@ -317,12 +371,17 @@ def score(sess, g):
             for key, value in evaluate(sess, g, split).items()}
 
 
-def restore_pretrained(sess, variables, path):
-    """Load every variable whose name and shape match `path`; return (prefix, restored, skipped)."""
+def restore_pretrained(sess, variables, path, exclude_scopes=''):
+    """Load every variable whose name and shape match `path`, but those under `exclude_scopes`
+    (slim's --checkpoint_exclude_scopes); return (prefix, restored, skipped)."""
+    excluded = scope_list(exclude_scopes) or []
+    left_out = [v for v in variables if any(v.op.name.startswith(s) for s in excluded)]
+    kept = [v for v in variables if not any(v.op.name.startswith(s) for s in excluded)]
     try:
         prefix = checkpoints.checkpoint_prefix(path)
         reader, shapes = checkpoints.open_checkpoint(prefix)
-        restored, skipped = checkpoints.match_variables(variables, shapes)
+        restored, skipped = checkpoints.match_variables(kept, shapes)
+        skipped += ['%s excluded by --checkpoint_exclude_scopes' % v.op.name for v in left_out]
         if not restored:
             raise checkpoints.ModelError('%s: no variable matched by name and shape; is it a '
                                          'MobilenetV1 checkpoint?' % path)
@@ -333,6 +392,16 @@ def restore_pretrained(sess, variables, path):
 
 
 def load_data(cfg):
+    """{'<split>_images', '<split>_labels' for train, val and test, 'label_names'}: arrays, or
+    for a streamed split (datasets.py) Files or Records as '<split>_images' and None labels;
+    with --class_weights balanced, 'class_weights' too."""
+    data = _load_own_data(cfg) if cfg['dataset'] != 'cifar10' else _load_cifar10(cfg)
+    if cfg['class_weights'] == 'balanced':
+        data['class_weights'] = balanced_class_weights(data, len(data['label_names']))
+    return data
+
+
+def _load_cifar10(cfg):
     data_utils.ensure_cifar10(cfg['data_dir'], archive=cfg['cifar_archive'] or None)
     data = data_utils.load_cifar10(cfg['data_dir'])
     if cfg['val_size'] >= len(data['train_labels']):
@@ -342,6 +411,55 @@ def load_data(cfg):
      data['val_images'], data['val_labels']) = data_utils.split_validation(
         data['train_images'], data['train_labels'], cfg['val_size'], seed=cfg['seed'])
     return data
+
+
+def _load_own_data(cfg):
+    if cfg['dataset'] == 'folder':
+        splits = datasets.load_folder(cfg['data_dir'], cfg['val_size'], cfg['test_size'],
+                                      cfg['seed'])
+    else:
+        splits = datasets.load_tfrecord(cfg['data_dir'])
+    names = splits['label_names']
+    data = dict(label_names=names)
+    for split in ('train', 'val', 'test'):
+        source = splits[split]
+        if cfg['image_size'] == datasets.CACHED_SIZE and datasets.split_size(source):
+            # Small images: decoded once, held in memory, augmented as CIFAR-10's pickles are.
+            data[split + '_images'], data[split + '_labels'] = datasets.decode_into_memory(
+                source, len(names), split)
+        elif not datasets.split_size(source):
+            data[split + '_images'] = np.zeros((0,) + data_utils.IMAGE_SHAPE, np.uint8)
+            data[split + '_labels'] = np.zeros(0, np.int64)
+        else:
+            data[split + '_images'], data[split + '_labels'] = source, None
+    if not datasets.split_size(data['train_images']):
+        raise UsageError('--data_dir %s: no training image decodes' % cfg['data_dir'])
+    return data
+
+
+def balanced_class_weights(data, num_classes):
+    """scikit-learn's 'balanced' weights of the training split: images / (classes x images of
+    the class), so that every class weighs the same in the loss; a class without images, 0."""
+    counts = datasets.class_counts(data['train_images'], data['train_labels'], num_classes)
+    return np.divide(counts.sum(), num_classes * counts, out=np.zeros(num_classes),
+                     where=counts > 0)
+
+
+def split_size(data, split):
+    """Images in a split of load_data's dict (those of a streamed split as listed)."""
+    return datasets.split_size(data[split + '_images'])
+
+
+def _input_pipeline(cfg, data, split, num_classes, training):
+    images = data[split + '_images']
+    batch_size = cfg['batch_size'] if training else cfg['eval_batch_size']
+    if isinstance(images, (datasets.Files, datasets.Records)):
+        return image_pipeline.input_pipeline(images, num_classes, batch_size, training,
+                                             cfg['image_size'], seed=cfg['seed'],
+                                             augment=cfg['augment'])
+    return data_utils.input_pipeline(
+        images, data[split + '_labels'], batch_size, training=training, augment=cfg['augment'],
+        image_size=cfg['image_size'], seed=cfg['seed'], cutout=cfg['cutout'])
 
 
 def steps_in_epoch(cfg, num_train):
@@ -362,7 +480,7 @@ def resume_signature(cfg):
     return signature
 
 
-def check_resume_config(cfg, path):
+def check_resume_config(cfg, path, label_names=None):
     if not os.path.exists(path):
         return
     try:
@@ -376,12 +494,17 @@ def check_resume_config(cfg, path):
             raise UsageError('--%s %s differs from the run being resumed in %s (%s); use another '
                              '--ckpt_dir, or the same value' % (key, value, os.path.dirname(path),
                                                                 resume_signature(saved)[key]))
+    if label_names is not None and saved.get('label_names', label_names) != list(label_names):
+        raise UsageError('--data_dir %s holds other classes (%s) than the run being resumed in %s '
+                         '(%s); use another --ckpt_dir, or the same data'
+                         % (cfg['data_dir'], ', '.join(label_names), os.path.dirname(path),
+                            ', '.join(map(str, saved['label_names']))))
     changed = [key for key in SCHEDULE_KEYS if saved[key] != cfg[key]]
     if changed:
         print('Note: %s changed since the run began: the learning-rate schedule is recomputed '
               'from here on' % ', '.join('--%s %s (was %s)' % (k, cfg[k], saved[k]) for k in changed),
               flush=True)
-    if saved['towers'] != cfg['towers']:
-        print('Note: --towers %d (was %d): batch norm normalises groups of %d images from here on'
-              % (cfg['towers'], saved['towers'], math.ceil(cfg['batch_size'] / cfg['towers'])),
-              flush=True)
+    towers = training_towers(cfg)
+    if saved['towers'] != towers:
+        print('Note: --towers %d (was %s): batch norm normalises groups of %d images from here on'
+              % (towers, saved['towers'], math.ceil(cfg['batch_size'] / towers)), flush=True)

@@ -3,6 +3,7 @@ import pickle
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import data_utils
 
@@ -35,3 +36,25 @@ def write_learnable_cifar(directory, per_batch=32, test_size=40):
 def tiny_cifar(tmp_path_factory):
     """160 training and 40 test images in the official python-pickle layout."""
     return write_learnable_cifar(tmp_path_factory.mktemp('cifar'))
+
+
+def own_images(root):
+    """3 classes of mixed images: sizes, greyscale, PNG/JPEG/BMP/GIF, a corrupt file, non-images."""
+    rng = np.random.RandomState(0)
+    for c, name in enumerate(['cat', 'dog', 'eel']):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(8):
+            h, w = rng.randint(12, 70, 2)
+            pixels = (rng.rand(h, w, 3) * 60).astype(np.uint8)
+            pixels[..., c] = 250
+            image = Image.fromarray(pixels)
+            if i == 1:
+                image = image.convert('L')
+            fmt = ['png', 'jpg', 'bmp', 'gif'][i % 4]
+            (image.convert('P') if fmt == 'gif' else image).save(folder / ('%d.%s' % (i, fmt)))
+    (root / 'cat' / '.DS_Store').write_bytes(b'\0\0\0\1Bud1')
+    (root / 'cat' / 'notes.txt').write_text('not an image')
+    (root / 'dog' / 'Thumbs.db').write_bytes(b'\xd0\xcf\x11\xe0')
+    (root / 'dog' / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 truncated')
+    return root

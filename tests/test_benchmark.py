@@ -16,7 +16,7 @@ MEDIANS = ['train_images_per_sec', 'infer_images_per_sec', 'latency_ms', 'matmul
            'train_gflops', 'utilisation']
 KERAS_MEDIANS = ['keras_fit_images_per_sec', 'keras_predict_images_per_sec', 'keras_latency_ms']
 RATIOS = ['train_vs_keras_fit', 'infer_vs_keras_predict', 'keras_latency_vs_ours',
-          'real_path_vs_synthetic']
+          'train_vs_before', 'real_path_vs_synthetic']
 
 
 def run(capsys, *flags):
@@ -75,7 +75,7 @@ def test_every_flag_is_in_help(capsys):
     for flag in ('--width', '--image_size', '--stem', '--batch_size', '--steps', '--warmup',
                  '--repeats', '--num_classes', '--data_dir', '--skip_keras', '--output', '--xla',
                  '--intra_op_threads', '--inter_op_threads', '--towers', '--onednn', '--pointwise',
-                 '--profile'):
+                 '--profile', '--skip_torch', '--skip_real_path'):
         assert flag in text
 
 
@@ -111,3 +111,27 @@ def test_profile_names_the_kernels_and_the_report_the_cpu(capsys, tmp_path):
     assert summary['onednn'] in ('on', 'off') and summary['cpu'] in ('AMX', 'AVX-512', 'AVX2', 'older')
     assert any(line.startswith('CPU %s (' % summary['cpu']) for line in lines)
     assert any('five longest ops' in line for line in lines)
+
+
+def test_towers_take_inference_the_peers_and_before_from_a_one_tower_process(capsys, tmp_path):
+    # TensorFlow's thread pools are per process: the towers' one thread an op must not slow
+    # inference or Keras, so those come from a second process in one tower.
+    lines, summary = run(capsys, '--towers', '2', '--data_dir', str(tmp_path), '--skip_torch')
+    assert summary['towers'] == 2
+    med, ratios = summary['medians'], summary['ratios']
+    for key in ('train_before_images_per_sec', 'infer_images_per_sec', 'latency_ms',
+                'keras_fit_images_per_sec', 'train_conv2d_images_per_sec'):
+        assert med[key] > 0, key
+    assert ratios['train_vs_before'] == pytest.approx(
+        med['train_images_per_sec'] / med['train_before_images_per_sec'], rel=1e-3)
+    assert any(line.startswith('  one tower: repetition 1/1') for line in lines)
+    assert any(n.startswith('one-tower process') and 'PyTorch skipped' in n
+               for n in summary['notes'])
+    assert med['torch_train_images_per_sec'] is None and ratios['train_vs_torch'] is None
+
+
+def test_pytorch_trains_the_same_network_where_torch_imports(capsys, tmp_path):
+    torch = pytest.importorskip('torch')  # not a dependency; measured where installed
+    _, summary = run(capsys, '--data_dir', str(tmp_path), '--skip_keras')
+    assert summary['medians']['torch_train_images_per_sec'] > 0
+    assert summary['torch_version'].startswith(torch.__version__)

@@ -179,6 +179,32 @@ def test_flags_and_the_environment_override_the_choice():
     assert 'TF_ENABLE_ONEDNN_OPTS=0' in choice(AVX2, {'TF_ENABLE_ONEDNN_OPTS': '0'})['why']
 
 
+def test_towers_are_two_on_a_cpu_of_two_cores_if_each_keeps_32_images():
+    def towers(batch=128, cores=2, gpu=False, value='auto'):
+        return cpu_kernels.towers_choice(value, batch, cores=cores, gpu=gpu)[0]
+    assert towers() == 2 and towers(cores=16) == 2 and towers(batch=64) == 2
+    # Batch norm over fewer than 32 images a tower (the seed preset's 16), one core, a GPU: one.
+    assert towers(batch=62) == 1 and towers(batch=16) == 1 and towers(batch=65) == 1
+    assert towers(cores=1) == 1 and towers(gpu=True) == 1
+    assert towers(value=3, cores=1) == 3
+    assert '64 images a tower' in cpu_kernels.towers_choice('auto', 128, cores=2, gpu=False)[1]
+    assert not cpu_kernels.gpu_present({'CUDA_VISIBLE_DEVICES': '-1'})
+    # Code that calls training.py without settle gets the same answer.
+    cfg = cli.parse_config(['--batch_size', '16'])
+    assert cfg['towers'] == 'auto' and training.training_towers(cfg) == 1
+
+
+def test_the_towers_chosen_are_printed_and_recorded(capsys, tiny_cifar, tmp_path):
+    flags = ['--data_dir', str(tiny_cifar), '--ckpt_dir', str(tmp_path), '--width', '0.25',
+             '--batch_size', '64', '--epochs', '1', '--steps_per_epoch', '1', '--eval_batch_size',
+             '40']
+    assert train.main(flags) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    expected = cpu_kernels.towers_choice('auto', 64)[0]
+    assert first.startswith('CPU: ') and ('; %d tower' % expected) in first
+    assert json.loads((tmp_path / 'config.json').read_text())['towers'] == expected
+
+
 @pytest.mark.parametrize('flags,message', [
     (['--onednn', 'yes'], "--onednn must be one of auto, on, off, got 'yes'"),
     (['--pointwise', 'dense'], "--pointwise must be one of auto, conv2d, matmul, got 'dense'"),

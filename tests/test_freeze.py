@@ -251,10 +251,17 @@ def test_evaluate_scores_every_model_form(frozen, probe, capsys, which):
     np.testing.assert_array_equal(matrix.sum(1), np.bincount(frozen.labels, minlength=10))
     np.testing.assert_array_equal(matrix.sum(0), np.bincount(reference.argmax(1), minlength=10))
     assert abs(np.trace(matrix) / 40 - result['accuracy']) < 1e-9
-    assert list(result['per_class']) == CIFAR10_NAMES
-    np.testing.assert_allclose(list(result['per_class'].values()), matrix.diagonal() / matrix.sum(1),
+    rows = result['per_class']
+    assert [row['label'] for row in rows] == CIFAR10_NAMES
+    np.testing.assert_allclose([row['recall'] for row in rows], matrix.diagonal() / matrix.sum(1),
                                atol=1e-4)
-    assert 'top-1 accuracy %.4f on 40 test images' % expected in out
+    np.testing.assert_array_equal([row['support'] for row in rows], matrix.sum(1))
+    precision = np.divide(matrix.diagonal(), matrix.sum(0), out=np.zeros(10),
+                          where=matrix.sum(0) > 0)
+    np.testing.assert_allclose([row['precision'] for row in rows], precision, atol=1e-4)
+    assert result['macro_f1'] == pytest.approx(np.mean([row['f1'] for row in rows]), abs=1e-4)
+    assert 0 <= result['top5_accuracy'] <= 1 and result['top5_accuracy'] >= result['accuracy']
+    assert 'top-1 accuracy %.4f, top-5 ' % expected in out and 'on 40 test images' in out
 
 
 def test_evaluate_plot_and_flip_tta(frozen, capsys, tmp_path):

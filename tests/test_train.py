@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import config
+import cpu_kernels
 import mobilenet
 import cli
 import train
@@ -21,12 +22,13 @@ SMALL = ['--width', '0.25', '--batch_size', '16', '--batch_norm_decay', '0.8', '
 
 
 def run(capsys, data_dir, ckpt_dir, *flags):
-    """train.main with small settings; returns (exit code, stdout lines after the CPU line,
-    stderr)."""
+    """train.main with small settings; returns (exit code, stdout lines after the CPU and data
+    lines, stderr)."""
     code = train.main(SMALL + ['--data_dir', str(data_dir), '--ckpt_dir', str(ckpt_dir)] + list(flags))
     out, err = capsys.readouterr()
     lines = out.strip().splitlines()
-    if lines and lines[0].startswith('CPU: '):  # the kernels chosen, before anything else
+    # The kernels chosen and the data read, before anything else.
+    while lines and lines[0].startswith(('CPU: ', 'Data: ')):
         lines = lines[1:]
     return code, lines, err
 
@@ -56,7 +58,7 @@ def test_every_config_value_is_a_documented_flag(capsys, monkeypatch):
     assert exit_info.value.code == 0
     text = ' '.join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
     for name, default in config.DEFAULTS.items():
-        metavar = type(default).__name__.upper()
+        metavar = getattr(cli.FLAG_TYPES.get(name), 'metavar', type(default).__name__.upper())
         assert '--%s %s %s (default: %r;' % (name, metavar, config.HELP[name], default) in text
     assert '--preset {%s}' % ','.join(sorted(config.PRESETS)) in text
 
@@ -213,7 +215,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, t
     (['--cutout', '-1'], '--cutout must be a side in pixels from 0 (off) to 32'),
     (['--cutout', '8', '--augment', '0'], '--cutout 8 needs --augment 1'),
     (['--eval_every', '0'], '--eval_every must be greater than 0'),
-    (['--towers', '0'], '--towers must be greater than 0'),
+    (['--towers', '0'], "--towers must be 'auto' or a whole number greater than 0, got 0"),
     (['--towers', '3'], '--batch_size 16 is not a multiple of --towers 3'),
     (['--weight_decay', 'nan'], '--weight_decay must be a finite number, got nan'),
     (['--lr', 'inf'], '--lr must be a finite number, got inf'),
@@ -357,7 +359,7 @@ def test_resumed_runs_keep_only_the_last_checkpoints(capsys, tiny_cifar, tmp_pat
 
 
 @pytest.mark.parametrize('script', ['freeze_graph', 'evaluate', 'predict', 'export_weights',
-                                    'plot_runs', 'benchmark'])
+                                    'plot_runs', 'benchmark', 'convert_to_tfrecord'])
 def test_readme_documents_every_flag_of_every_script(script, monkeypatch):
     import argparse
     import importlib
@@ -520,9 +522,9 @@ def test_towers_train_one_set_of_variables_under_slims_names(capsys, tiny_cifar,
 
 
 def test_towers_share_out_the_cores_and_run_side_by_side():
-    cores = training.usable_cores()
+    cores = cpu_kernels.usable_cores()
     session = training.session_config(dict(config.DEFAULTS, towers=2))
     assert session.intra_op_parallelism_threads == max(1, cores // 2)
     assert session.inter_op_parallelism_threads == 2
-    default = training.session_config(config.DEFAULTS)
+    default = training.session_config(dict(config.DEFAULTS, towers=1))
     assert (default.intra_op_parallelism_threads, default.inter_op_parallelism_threads) == (0, 0)

@@ -1,0 +1,141 @@
+"""Write a folder dataset as TF-Slim's TFRecord shards, for `train.py --dataset tfrecord`.
+
+    python3 convert_to_tfrecord.py photos/ photos_tfrecord/ --shards 8
+    python3 train.py --dataset tfrecord --data_dir photos_tfrecord/ --image_size 224 --stem imagenet
+
+Reads DIR as train.py --dataset folder does (DIR/train/, DIR/validation/ or val/, DIR/test/,
+or class folders directly, all of it training then) and writes OUT/<name>_<split>_<i>-of-<n>
+.tfrecord with slim's features (image/encoded: the file's own bytes, image/format,
+image/class/label, image/height, image/width, and image/filename as slim's ImageNet scripts)
+and OUT/labels.txt ('0:name' lines). Images that do not decode are left out and named.
+Everything is written to a hidden folder first and moved into OUT at the end: an interrupted
+conversion leaves nothing half-written behind.
+"""
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+import datasets
+from data_utils import DataError
+
+# The names slim's download_and_convert scripts give the splits.
+SPLIT_WORDS = dict(train='train', val='validation', test='test')
+_FORMATS = {'.jpg': 'jpeg', '.jpeg': 'jpeg', '.png': 'png', '.bmp': 'bmp', '.gif': 'gif'}
+
+
+def _feature(value):
+    if isinstance(value, bytes):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+
+def example(path, label):
+    """A tf.train.Example of one image file, or None if it does not decode."""
+    with open(path, 'rb') as f:
+        encoded = f.read()
+    try:
+        shape = tf.io.decode_image(encoded, channels=3, expand_animations=False).shape
+    except tf.errors.OpError:
+        return None
+    return tf.train.Example(features=tf.train.Features(feature={
+        'image/encoded': _feature(encoded),
+        'image/format': _feature(_FORMATS[os.path.splitext(path)[1].lower()].encode()),
+        'image/class/label': _feature(int(label)),
+        'image/height': _feature(int(shape[0])),
+        'image/width': _feature(int(shape[1])),
+        'image/filename': _feature(os.path.basename(path).encode('utf-8')),
+    }))
+
+
+def convert(data_dir, out_dir, shards, name, seed=0):
+    """{split: records written}; the images that did not decode are returned as a list too."""
+    splits = datasets.load_folder(data_dir)
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix='.%s.' % os.path.basename(os.path.abspath(out_dir)),
+                               dir=parent)
+    written, bad = {}, []
+    try:
+        for split in ('train', 'val', 'test'):
+            files = splits[split]
+            if not files.paths:
+                continue
+            # Shuffled once, so that every shard holds every class (slim does the same).
+            order = np.random.RandomState(seed).permutation(len(files.paths))
+            count = min(shards, len(order))
+            writers = [tf.io.TFRecordWriter(os.path.join(
+                staging, '%s_%s_%05d-of-%05d.tfrecord' % (name, SPLIT_WORDS[split], i, count)))
+                for i in range(count)]
+            written[split] = 0
+            for n, index in enumerate(tqdm(order, desc=split, unit='img', leave=False)):
+                record = example(files.paths[index], files.labels[index])
+                if record is None:
+                    bad.append(files.paths[index])
+                    continue
+                writers[n % count].write(record.SerializeToString())
+                written[split] += 1
+            for writer in writers:
+                writer.close()
+        with open(os.path.join(staging, datasets.LABELS_FILE), 'w', encoding='utf-8') as f:
+            f.writelines('%d:%s\n' % (i, label) for i, label in enumerate(splits['label_names']))
+        if os.path.isdir(out_dir):
+            for entry in os.listdir(staging):
+                os.replace(os.path.join(staging, entry), os.path.join(out_dir, entry))
+            os.rmdir(staging)
+        else:
+            os.replace(staging, out_dir)
+    finally:
+        if os.path.isdir(staging):
+            shutil.rmtree(staging)
+    return written, bad
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('data_dir', help='folder dataset (class subfolders, or train/ etc.)')
+    parser.add_argument('out_dir', help='folder for the shards and labels.txt (created)')
+    parser.add_argument('--shards', type=int, default=4,
+                        help='shards per split (default: %(default)s; fewer if fewer images)')
+    parser.add_argument('--name', default='dataset',
+                        help="the shards' name prefix (default: %(default)s)")
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the order the images are written in (default: %(default)s)')
+    args = parser.parse_args(argv)
+    if args.shards < 1:
+        parser.error('--shards must be 1 or more, got %d' % args.shards)
+    words = [w for words in datasets.SPLIT_NAMES.values() for w in words
+             if re.search(r'(^|[_.-])%s([_.-]|$)' % w, args.name)]
+    if words or not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]*', args.name):
+        parser.error('--name %r: use letters, digits, _ . - and none of the split words %s as a '
+                     'word of its own (the shards are found by them)'
+                     % (args.name, ', '.join(w for ws in datasets.SPLIT_NAMES.values() for w in ws)))
+    if os.path.isdir(args.out_dir) and any(f.endswith('.tfrecord') for f in os.listdir(args.out_dir)):
+        parser.error('%s already holds .tfrecord files; pass an empty or new folder' % args.out_dir)
+    try:
+        written, bad = convert(args.data_dir, args.out_dir, args.shards, args.name, args.seed)
+    except DataError as e:
+        print('convert_to_tfrecord.py: error: %s' % e, file=sys.stderr)
+        return 2
+    except OSError as e:
+        print('convert_to_tfrecord.py: error: %s: %s' % (e.filename or args.out_dir,
+                                                         e.strerror or e), file=sys.stderr)
+        return 2
+    for path in bad:
+        print('skipped (does not decode): %s' % path, file=sys.stderr)
+    print('wrote %s to %s' % (', '.join('%d %s records' % (n, s) for s, n in written.items()),
+                              args.out_dir))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

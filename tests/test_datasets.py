@@ -1,0 +1,260 @@
+"""Own images: folder and TFRecord datasets, their splits, errors, decoding and preprocessing."""
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import own_images
+
+import cli
+import convert_to_tfrecord
+import data_utils
+import datasets
+import image_pipeline
+import train
+import training
+
+v1 = tf.compat.v1
+
+
+def folder_from_pickles(cifar_dir, root):
+    """The tiny CIFAR-10 as a folder dataset of lossless PNGs: train/<class>/, test/<class>/."""
+    data = data_utils.load_cifar10(str(cifar_dir))
+    for split in ('train', 'test'):
+        for i, (image, label) in enumerate(zip(data[split + '_images'], data[split + '_labels'])):
+            folder = root / split / data['label_names'][label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / ('%04d.png' % i))
+    return data
+
+
+def as_set(images):
+    """Images sorted by their bytes: the same data whatever the order it was read in."""
+    return sorted(image.tobytes() for image in images)
+
+
+def test_folder_tfrecord_and_pickles_give_the_same_images(tiny_cifar, tmp_path):
+    pickles = folder_from_pickles(tiny_cifar, tmp_path / 'folder')
+    written, bad = convert_to_tfrecord.convert(str(tmp_path / 'folder'), str(tmp_path / 'rec'),
+                                               shards=3, name='tiny')
+    assert written == dict(train=160, test=40) and bad == []
+    for dataset, data_dir in (('folder', tmp_path / 'folder'), ('tfrecord', tmp_path / 'rec')):
+        data = training.load_data(cli.parse_config(['--dataset', dataset, '--data_dir',
+                                                    str(data_dir)]))
+        assert data['label_names'] == pickles['label_names']
+        for split in ('train', 'test'):
+            assert data[split + '_images'].dtype == np.uint8
+            assert as_set(data[split + '_images']) == as_set(pickles[split + '_images'])
+            pairs = sorted(zip((i.tobytes() for i in data[split + '_images']),
+                               data[split + '_labels']))
+            expected = sorted(zip((i.tobytes() for i in pickles[split + '_images']),
+                                  pickles[split + '_labels']))
+            assert pairs == expected
+        assert len(data['val_images']) == 0
+
+
+def test_streamed_folder_and_tfrecord_give_the_same_views(tiny_cifar, tmp_path):
+    folder_from_pickles(tiny_cifar, tmp_path / 'folder')
+    convert_to_tfrecord.convert(str(tmp_path / 'folder'), str(tmp_path / 'rec'), 2, 'tiny')
+    views = []
+    for split in (datasets.load_folder(str(tmp_path / 'folder'))['test'],
+                  datasets.load_tfrecord(str(tmp_path / 'rec'))['test']):
+        with tf.Graph().as_default(), v1.Session() as sess:
+            images, labels, init, feed = image_pipeline.input_pipeline(split, 10, 16, False, 48)
+            sess.run(init, feed())
+            batches = []
+            while True:
+                try:
+                    batches.append(sess.run([images, labels]))
+                except tf.errors.OutOfRangeError:
+                    break
+        assert [len(b[0]) for b in batches] == [16, 16, 8]
+        views.append(sorted(zip((np.round(i, 3).tobytes() for b in batches for i in b[0]),
+                                (int(x) for b in batches for x in b[1]))))
+    assert views[0] == views[1]
+    assert np.frombuffer(views[0][0][0], np.float32).size == 48 * 48 * 3
+
+
+def test_mixed_images_decode_and_the_corrupt_one_is_skipped_and_named(tmp_path):
+    root = own_images(tmp_path / 'own')
+    split = datasets.scan_folder(str(root), datasets.class_names(str(root)))
+    names = sorted(os.path.basename(p) for p in split.paths)
+    assert len(split.paths) == 25 and 'broken.jpg' in names
+    assert not any(n.endswith(('.txt', '.db', '.DS_Store')) for n in names)
+    images, labels = datasets.decode_into_memory(split, 3, 'train')
+    assert images.shape == (24, 32, 32, 3) and images.dtype == np.uint8
+    assert list(np.bincount(labels)) == [8, 8, 8]
+    skipped = datasets.skipped_images()
+    assert str(root / 'dog' / 'broken.jpg') in skipped
+    # Greyscale became RGB (three equal channels); colour kept its dominant channel.
+    assert any((img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all()
+               for img in images)
+
+
+@pytest.mark.parametrize('size,stem', [(32, 'cifar'), (48, 'imagenet')])
+def test_train_on_a_folder_names_the_skipped_image_and_scores_validation(capsys, tmp_path, size,
+                                                                          stem):
+    root = own_images(tmp_path / 'own')
+    ckpt = tmp_path / 'ckpt'
+    flags = ['--dataset', 'folder', '--data_dir', str(root), '--ckpt_dir', str(ckpt),
+             '--width', '0.25', '--batch_size', '4', '--epochs', '1', '--val_size', '6',
+             '--eval_batch_size', '5', '--image_size', str(size), '--stem', stem]
+    assert train.main(flags) == 0
+    out = capsys.readouterr().out
+    # 25 files, 6 held out; at 32x32 the corrupt one is already gone, streamed it is found later.
+    assert re.search(r'Data: folder, 3 classes; train (18|19) images, val [56] images; scored on '
+                     r'the val split', out)
+    record = json.loads((ckpt / 'metrics.jsonl').read_text().splitlines()[-1])
+    assert record['skipped_images'] >= 1
+    assert str(root / 'dog' / 'broken.jpg') in record['skipped_files']
+    assert 0 <= record['val_accuracy'] <= 1
+    saved = json.loads((ckpt / 'config.json').read_text())
+    assert saved['label_names'] == ['cat', 'dog', 'eel'] and saved['dataset'] == 'folder'
+
+
+def test_carved_splits_are_fixed_disjoint_and_seeded(tmp_path):
+    root = own_images(tmp_path / 'own')
+    one = datasets.load_folder(str(root), val_size=5, test_size=4, seed=1)
+    again = datasets.load_folder(str(root), val_size=5, test_size=4, seed=1)
+    other = datasets.load_folder(str(root), val_size=5, test_size=4, seed=2)
+    assert [len(one[s].paths) for s in ('train', 'val', 'test')] == [16, 5, 4]
+    assert all(one[s].paths == again[s].paths for s in ('train', 'val', 'test'))
+    assert one['val'].paths != other['val'].paths
+    assert not set(one['train'].paths) & (set(one['val'].paths) | set(one['test'].paths))
+
+
+def bad_folder(tmp_path, case):
+    root = tmp_path / case
+    root.mkdir()
+    if case == 'flat':
+        Image.new('RGB', (8, 8)).save(root / 'a.png')
+    elif case == 'one_class':
+        (root / 'cat').mkdir()
+        Image.new('RGB', (8, 8)).save(root / 'cat' / 'a.png')
+    elif case == 'empty_class':
+        for name in ('cat', 'dog'):
+            (root / name).mkdir()
+        Image.new('RGB', (8, 8)).save(root / 'cat' / 'a.png')
+        (root / 'dog' / 'readme.txt').write_text('no images here')
+    return root
+
+
+@pytest.mark.parametrize('case,message', [
+    ('flat', '{root}: no class subfolders'),
+    ('one_class', '{root}: only one class folder (cat)'),
+    ('empty_class', '{root}/dog: no images (JPEG, PNG, BMP or GIF) in this class folder'),
+    ('missing', '{root}: no such folder'),
+])
+def test_bad_folders_are_one_line_before_training(capsys, tmp_path, case, message):
+    root = bad_folder(tmp_path, case) if case != 'missing' else tmp_path / 'missing'
+    ckpt = tmp_path / 'ckpt'
+    assert train.main(['--dataset', 'folder', '--data_dir', str(root), '--ckpt_dir',
+                       str(ckpt)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('train.py: error: ' + message.format(root=root))
+    assert not (ckpt / 'metrics.jsonl').exists()
+
+
+@pytest.mark.skipif(hasattr(os, 'geteuid') and os.geteuid() == 0, reason='root reads any folder')
+def test_an_unreadable_folder_is_one_line(capsys, tmp_path):
+    root = own_images(tmp_path / 'own')
+    os.chmod(root / 'cat', 0)
+    try:
+        assert train.main(['--dataset', 'folder', '--data_dir', str(root)]) == 2
+    finally:
+        os.chmod(root / 'cat', 0o755)
+    assert 'cannot read this folder' in capsys.readouterr().err
+
+
+def write_slim_shards(root, names, per_shard, shards, split_word):
+    """Records as slim's download_and_convert_data.py writes them (PNG-encoded)."""
+    rng = np.random.RandomState(0)
+    for s in range(shards):
+        path = root / ('flowers_%s_%05d-of-%05d.tfrecord' % (split_word, s, shards))
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for i in range(per_shard):
+                label = (s * per_shard + i) % len(names)
+                encoded = tf.io.encode_png(rng.randint(0, 255, (20, 30, 3)).astype(np.uint8))
+                feature = {
+                    'image/encoded': tf.train.Feature(bytes_list=tf.train.BytesList(
+                        value=[encoded.numpy()])),
+                    'image/format': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'png'])),
+                    'image/class/label': tf.train.Feature(int64_list=tf.train.Int64List(
+                        value=[label])),
+                    'image/height': tf.train.Feature(int64_list=tf.train.Int64List(value=[20])),
+                    'image/width': tf.train.Feature(int64_list=tf.train.Int64List(value=[30]))}
+                writer.write(tf.train.Example(features=tf.train.Features(
+                    feature=feature)).SerializeToString())
+
+
+def test_slims_tfrecord_layout_is_read_unchanged(tmp_path):
+    names = ['daisy', 'dandelion', 'roses']
+    write_slim_shards(tmp_path, names, 5, 2, 'train')
+    write_slim_shards(tmp_path, names, 4, 1, 'validation')
+    (tmp_path / 'labels.txt').write_text(''.join('%d:%s\n' % (i, n) for i, n in enumerate(names)))
+    data = datasets.load_tfrecord(str(tmp_path))
+    assert data['label_names'] == names
+    assert (data['train'].count, data['val'].count, data['test'].count) == (10, 4, 0)
+    assert [os.path.basename(p) for p in data['train'].shards] == [
+        'flowers_train_00000-of-00002.tfrecord', 'flowers_train_00001-of-00002.tfrecord']
+    images, labels = datasets.decode_into_memory(data['val'], 3, 'val')
+    assert images.shape == (4, 32, 32, 3) and list(labels) == [0, 1, 2, 0]
+
+
+@pytest.mark.parametrize('text,message', [
+    ('0:daisy\n2:roses\n', 'labels must be 0, 1, ... with no gaps'),
+    ('daisy\ntulips\n', 'line 1 is not "label:name"'),
+])
+def test_a_bad_labels_file_is_one_line(tmp_path, text, message):
+    write_slim_shards(tmp_path, ['a', 'b'], 2, 1, 'train')
+    (tmp_path / 'labels.txt').write_text(text)
+    with pytest.raises(data_utils.DataError, match=message):
+        datasets.load_tfrecord(str(tmp_path))
+
+
+def test_inception_crops_are_keyed_and_the_eval_view_is_the_centre():
+    image = tf.constant(np.arange(60 * 80 * 3).reshape(60, 80, 3) % 251, tf.uint8)
+    first = image_pipeline.train_crop(image, 24, tf.constant([1, 2], tf.int64))
+    again = image_pipeline.train_crop(image, 24, tf.constant([1, 2], tf.int64))
+    other = image_pipeline.train_crop(image, 24, tf.constant([1, 3], tf.int64))
+    assert first.shape == (24, 24, 3) and first.dtype == tf.float32
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    centre = image_pipeline.eval_crop(image, 24)
+    # tf.image.central_crop: int((60 - 52.5) / 2) = 3 rows and int((80 - 70) / 2) = 5 columns off.
+    expected = tf.image.resize(tf.cast(image[3:57, 5:75], tf.float32), [24, 24])
+    np.testing.assert_allclose(centre, expected, atol=1e-4)
+
+
+def test_a_resumed_streamed_epoch_continues_where_it_stopped(tmp_path):
+    # The corrupt image among them keeps its place (label -1), so nothing shifts on resume.
+    root = own_images(tmp_path / 'own')
+    split = datasets.scan_folder(str(root), datasets.class_names(str(root)))
+
+    def batches(skip, count):
+        with tf.Graph().as_default(), v1.Session() as sess:
+            images, labels, init, feed = image_pipeline.input_pipeline(split, 3, 5, True, 24, seed=5)
+            sess.run(init, feed(epoch=2, skip_batches=skip))
+            return [sess.run([images, labels]) for _ in range(count)]
+
+    whole, resumed = batches(0, 5), batches(2, 3)
+    labels = np.concatenate([b[1] for b in whole])
+    assert sorted(labels.tolist()) == [-1] + [0] * 8 + [1] * 8 + [2] * 8
+    for (a_images, a_labels), (b_images, b_labels) in zip(whole[2:], resumed):
+        np.testing.assert_array_equal(a_labels, b_labels)
+        np.testing.assert_allclose(a_images, b_images)
+    blank = whole[int(np.argmax([(-1 in b[1]) for b in whole]))]
+    assert not blank[0][list(blank[1]).index(-1)].any()
+
+
+def test_the_converter_refuses_a_name_that_would_pass_for_a_split(capsys, tmp_path):
+    root = own_images(tmp_path / 'own')
+    for name in ('my_test', 'val', 'cifar10-train', 'a b'):
+        with pytest.raises(SystemExit) as exit_info:
+            convert_to_tfrecord.main([str(root), str(tmp_path / 'rec'), '--name', name])
+        assert exit_info.value.code == 2
+        assert '--name %r' % name in capsys.readouterr().err
+    assert not (tmp_path / 'rec').exists()
