@@ -91,6 +91,10 @@ def parse_args(argv=None):
     parser.add_argument('--data_dir', default='cifar',
                         help='CIFAR-10 python files for the real train.py path; skipped with a note '
                              'if absent, never downloaded (default: %(default)s)')
+    parser.add_argument('--pipeline_dir', default='', metavar='DIR',
+                        help='also measure the streamed input pipeline alone (decoding, inception '
+                             "crop, flip at --image_size) on this folder dataset's training "
+                             "images, against our training step: it should deliver 2x or more")
     parser.add_argument('--skip_keras', action='store_true',
                         help='no Keras model is built or measured')
     parser.add_argument('--skip_torch', action='store_true',
@@ -121,6 +125,9 @@ def parse_args(argv=None):
     for name in ('warmup', 'intra_op_threads', 'inter_op_threads', 'profile'):
         if getattr(args, name) < 0:
             parser.error('--%s must be 0 or more, got %r' % (name, getattr(args, name)))
+    if args.pipeline_dir and not os.path.isdir(args.pipeline_dir):
+        parser.error('--pipeline_dir %s: no such folder (a folder dataset: class subfolders of '
+                     'images, or train/)' % args.pipeline_dir)
     if args.output:
         # Found now, not after minutes of measuring.
         if os.path.isdir(args.output):
@@ -191,6 +198,9 @@ def format_report(summary):
         '%-38s %12s %22s %10s' % ('training, train.py path (img/s)',
                                   num(med['real_path_images_per_sec']), '',
                                   ratio(ratios['real_path_vs_synthetic'])),
+        '%-38s %12s %22s %10s' % ('input pipeline alone (img/s)',
+                                  num(med.get('pipeline_images_per_sec')), '',
+                                  ratio(ratios.get('pipeline_vs_train'))),
         '%-38s %12s %22s %10s' % ('inference, batch %d (img/s)' % args.batch_size,
                                   num(med['infer_images_per_sec']),
                                   num(med['keras_predict_images_per_sec']),
@@ -207,7 +217,9 @@ def format_report(summary):
         '  train.py path / synthetic for the train.py row (1.00x: the pipeline costs nothing);',
         '  synthetic / PyTorch for the PyTorch row (the same network, SGD Nesterov, channels-last);',
         '  synthetic / conv2d for the conv2d row: what the 1x1-as-matmul formulation gains;',
-        '  synthetic / before: what the choice of formulation and towers gains on these kernels.',
+        '  synthetic / before: what the choice of formulation and towers gains on these kernels;',
+        '  pipeline / synthetic for the pipeline row (--pipeline_dir): how far ahead of the step',
+        '  decoding and augmentation alone run.',
         'train.py path: training.build_graph on CIFAR-10 with augmentation, fetching '
         '[train_op, loss, accuracy, lr] as train.py does.',
         'Keras: model.fit / model.predict timed from the first batch to the last (set-up '
@@ -238,6 +250,7 @@ def main(argv=None):
         return _error(e)
     print(kernels, flush=True)
     # Only now: TensorFlow picks its CPU kernels when it is imported.
+    import data_utils
     import speed
     import training
     try:
@@ -249,7 +262,10 @@ def main(argv=None):
         one_tower = _one_tower_process(args, cfg)
         if isinstance(one_tower, str):
             return _error(one_tower)
-    summary = speed.run(args, cfg)
+    try:
+        summary = speed.run(args, cfg)
+    except data_utils.DataError as e:
+        return _error(e)
     if one_tower is not None:
         summary = speed.merge_one_tower(summary, one_tower)
     print(format_report(summary), flush=True)
@@ -274,7 +290,8 @@ def _one_tower_process(args, cfg):
         argv = [sys.executable, os.path.abspath(__file__), '--towers=1', '--pointwise=conv2d',
                 '--onednn=' + cfg['onednn'], '--profile=0', '--skip_real_path', '--output=' + output]
         for key, value in vars(args).items():
-            if key not in ('towers', 'pointwise', 'onednn', 'profile', 'skip_real_path', 'output'):
+            if key not in ('towers', 'pointwise', 'onednn', 'profile', 'skip_real_path', 'output',
+                           'pipeline_dir'):
                 argv += ['--' + key] if value is True else [] if value is False else \
                     ['--%s=%s' % (key, value)]
         lines = []

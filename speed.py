@@ -16,6 +16,8 @@ import tensorflow as tf
 
 import cpu_kernels
 import data_utils
+import datasets
+import image_pipeline
 import mobilenet
 import peers
 import training
@@ -160,6 +162,34 @@ class OursRealPath:
         return steps * self.batch / _timed_runs(self.sess, self.fetches, steps)
 
 
+class OursPipeline:
+    """image_pipeline's training input alone on a folder dataset: reading, decoding, slim's
+    inception crop and the flip at --image_size, batched, as train.py streams own images."""
+
+    MIN_BATCHES = 100
+
+    def __init__(self, args, cfg):
+        splits = datasets.load_folder(args.pipeline_dir)
+        self.batch = args.batch_size
+        graph = tf.Graph()
+        with graph.as_default():
+            self.images, _, init, feed = image_pipeline.input_pipeline(
+                splits['train'], len(splits['label_names']), args.batch_size, True,
+                args.image_size, seed=cfg['seed'])
+        graph.finalize()
+        self.sess = v1.Session(graph=graph, config=session_config(args, cfg))
+        self.sess.run(init, feed())
+
+    def warm_up(self, steps):
+        _timed_runs(self.sess, self.images, max(steps, 1))
+
+    def images_per_sec(self, steps):
+        # Many more batches than a training measurement's: the two batches prefetched while
+        # the other measurements ran would otherwise make a short window look fast.
+        steps = max(steps, self.MIN_BATCHES)
+        return steps * self.batch / _timed_runs(self.sess, self.images, steps)
+
+
 class OursInference:
     """Our inference graph (is_training=False, softmax) at --batch_size and at batch 1."""
 
@@ -238,7 +268,8 @@ def _ratio(a, b):
 # What each repetition's progress line shows, of the figures measured.
 _PROGRESS_FIGURES = (
     ('train', 'train_images_per_sec', ' img/s'), ('conv2d 1x1', 'train_conv2d_images_per_sec', ''),
-    ('real path', 'real_path_images_per_sec', ''), ('Keras fit', 'keras_fit_images_per_sec', ''),
+    ('real path', 'real_path_images_per_sec', ''), ('pipeline', 'pipeline_images_per_sec', ''),
+    ('Keras fit', 'keras_fit_images_per_sec', ''),
     ('PyTorch', 'torch_train_images_per_sec', ''), ('inference', 'infer_images_per_sec', ' img/s'),
     ('Keras predict', 'keras_predict_images_per_sec', ''), ('batch-1', 'latency_ms', ' ms'),
     ('matmul', 'matmul_gflops', ' GFLOP/s'))
@@ -317,6 +348,14 @@ def run(args, cfg, log=print):
         notes.append('the real train.py path trains CIFAR-10 (10 classes), not --num_classes %d'
                      % args.num_classes)
 
+    pipeline = None
+    if args.pipeline_dir:
+        log('Building the input pipeline over %s...' % args.pipeline_dir, flush=True)
+        pipeline = OursPipeline(args, cfg)
+        if args.image_size == datasets.CACHED_SIZE:
+            notes.append('at --image_size 32 train.py decodes own images into memory once; the '
+                         'pipeline row is the streamed one other sizes use')
+
     keras = _keras(args, ours_train.lr_value, notes, log) if one_tower else None
     torch = _torch(args, cfg, ours_train.lr_value, notes, log) if one_tower else None
 
@@ -329,6 +368,8 @@ def run(args, cfg, log=print):
     matmul.warm_up(2)
     if real is not None:
         real.warm_up(args.warmup)
+    if pipeline is not None:
+        pipeline.warm_up(args.warmup)
     if keras is not None:
         keras.warm_up(args.warmup)
     if torch is not None:
@@ -339,7 +380,8 @@ def run(args, cfg, log=print):
                            'keras_fit_images_per_sec', 'infer_images_per_sec',
                            'keras_predict_images_per_sec', 'latency_ms', 'keras_latency_ms',
                            'keras_call_latency_ms', 'keras_fit_call_images_per_sec',
-                           'keras_predict_call_images_per_sec', 'torch_train_images_per_sec')}
+                           'keras_predict_call_images_per_sec', 'torch_train_images_per_sec',
+                           'pipeline_images_per_sec')}
     for rep in range(args.repeats):
         raw['matmul_gflops'].append(matmul.gflops(args.matmul_iters))
         raw['train_images_per_sec'].append(ours_train.images_per_sec(args.steps))
@@ -347,6 +389,8 @@ def run(args, cfg, log=print):
             raw['train_conv2d_images_per_sec'].append(conv2d.images_per_sec(args.steps))
         if real is not None:
             raw['real_path_images_per_sec'].append(real.images_per_sec(args.steps))
+        if pipeline is not None:
+            raw['pipeline_images_per_sec'].append(pipeline.images_per_sec(args.steps))
         if keras is not None:
             in_loop, whole = keras.fit_images_per_sec()
             raw['keras_fit_images_per_sec'].append(in_loop)
@@ -410,7 +454,8 @@ def ratios(med):
                                       med['keras_predict_images_per_sec']),
         keras_latency_vs_ours=_ratio(med['keras_latency_ms'], med['latency_ms']),
         real_path_vs_synthetic=_ratio(med['real_path_images_per_sec'],
-                                      med['train_images_per_sec']))
+                                      med['train_images_per_sec']),
+        pipeline_vs_train=_ratio(med['pipeline_images_per_sec'], med['train_images_per_sec']))
     return {k: round(v, 4) if v is not None else None for k, v in values.items()}
 
 

@@ -75,7 +75,7 @@ def test_every_flag_is_in_help(capsys):
     for flag in ('--width', '--image_size', '--stem', '--batch_size', '--steps', '--warmup',
                  '--repeats', '--num_classes', '--data_dir', '--skip_keras', '--output', '--xla',
                  '--intra_op_threads', '--inter_op_threads', '--towers', '--onednn', '--pointwise',
-                 '--profile', '--skip_torch', '--skip_real_path'):
+                 '--profile', '--skip_torch', '--skip_real_path', '--pipeline_dir'):
         assert flag in text
 
 
@@ -135,3 +135,21 @@ def test_pytorch_trains_the_same_network_where_torch_imports(capsys, tmp_path):
     _, summary = run(capsys, '--data_dir', str(tmp_path), '--skip_keras')
     assert summary['medians']['torch_train_images_per_sec'] > 0
     assert summary['torch_version'].startswith(torch.__version__)
+
+
+def test_the_input_pipeline_alone_is_measured_on_a_folder_dataset(capsys, tmp_path):
+    from conftest import own_images
+    photos = own_images(tmp_path / 'photos')
+    lines, summary = run(capsys, '--pipeline_dir', str(photos), '--image_size', '40',
+                         '--skip_keras', '--skip_torch', '--skip_real_path')
+    assert summary['medians']['pipeline_images_per_sec'] > 0
+    assert summary['ratios']['pipeline_vs_train'] == pytest.approx(
+        summary['medians']['pipeline_images_per_sec'] / summary['medians']['train_images_per_sec'],
+        rel=1e-3)
+    assert any(line.startswith('input pipeline alone') for line in lines)
+    try:
+        code = benchmark.main(TINY + ['--pipeline_dir', str(tmp_path / 'none')])
+    except SystemExit as e:
+        code = e.code
+    assert code == 2 and '--pipeline_dir %s: no such folder' % (tmp_path / 'none') in \
+        capsys.readouterr().err
