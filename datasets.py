@@ -47,6 +47,12 @@ def skipped_images():
         return dict(_skipped)
 
 
+def forget_skipped_images():
+    """A new run's count starts from nothing (a notebook or test may train more than once)."""
+    with _skipped_lock:
+        _skipped.clear()
+
+
 def split_size(split):
     """The number of images of a split: an array, Files or Records."""
     if isinstance(split, Records):

@@ -41,6 +41,7 @@ def train(cfg):
     if not latest and os.path.exists(metrics_path) and os.path.getsize(metrics_path):
         raise UsageError('--ckpt_dir %s holds the metrics.jsonl of another run but no checkpoint; '
                          'use another --ckpt_dir' % ckpt_dir)
+    datasets.forget_skipped_images()
     data = training.load_data(cfg)
     num_train = training.split_size(data, 'train')
     if num_train < cfg['batch_size']:
