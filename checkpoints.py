@@ -1,8 +1,13 @@
 """Finding, reading and restoring checkpoints, for training, inference and export alike."""
+import glob
 import json
 import os
+import re
+import sys
 
 import tensorflow as tf
+
+import config
 
 v1 = tf.compat.v1
 
@@ -15,18 +20,76 @@ class ModelError(Exception):
 
 
 def checkpoint_prefix(path):
-    """The checkpoint prefix for a prefix, a .index/.data file, or a folder (its latest)."""
+    """The checkpoint prefix for a prefix, a .index/.data file, or a folder: its newest intact
+    checkpoint (newest_intact). ModelError if there is none, or if the one named is damaged."""
     if os.path.isdir(path):
-        prefix = tf.train.latest_checkpoint(path)
+        prefix, damaged = newest_intact(path)
+        if damaged and not prefix:
+            raise ModelError('%s: every checkpoint is damaged (%s)' % (path, '; '.join(
+                '%s: %s' % (os.path.basename(p), why) for p, why in damaged)))
         if not prefix:
-            raise ModelError('%s: no checkpoint in this folder (no "checkpoint" index file)' % path)
+            raise ModelError('%s: no checkpoint in this folder (no model.ckpt-N.index)' % path)
         return prefix
     for suffix in ('.index', '.data-00000-of-00001'):
         if path.endswith(suffix):
             path = path[:-len(suffix)]
     if not os.path.exists(path + '.index'):
         raise ModelError('%s: no such checkpoint (expected %s.index)' % (path, path))
+    why = damage(path)
+    if why:
+        raise ModelError('%s: damaged checkpoint (%s); pass its folder to use the newest intact '
+                         'one' % (path, why))
     return path
+
+
+def damage(prefix):
+    """None when every tensor of the checkpoint reads back whole, else why not, in one line."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as e:  # a damaged file raises what its reader happens to: OpError, IndexError...
+        return first_line(e)
+    return None
+
+
+def _step(prefix):
+    match = re.search(r'-(\d+)$', prefix)
+    return int(match.group(1)) if match else -1
+
+
+def candidates(folder):
+    """The checkpoint prefixes in a folder, newest (highest step) first: those the "checkpoint"
+    index lists and any other with a .index file, so that an index file that is damaged, or
+    lists files since deleted, hides none."""
+    listed = []
+    try:
+        state = tf.train.get_checkpoint_state(folder)
+        if state:
+            listed = [p if os.path.isabs(p) else os.path.join(folder, p)
+                      for p in list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]]
+    except Exception:  # garbage in the index file: text_format's errors, UnicodeDecodeError...
+        listed = []
+    found = [p[:-len('.index')] for p in glob.glob(os.path.join(glob.escape(folder), '*.index'))]
+    prefixes = {os.path.normpath(p) for p in listed + found if os.path.exists(p + '.index')}
+    return sorted(prefixes, key=lambda p: (_step(p), os.path.getmtime(p + '.index')), reverse=True)
+
+
+def newest_intact(folder, say=True):
+    """(prefix of the newest checkpoint of `folder` that reads back whole, or None if it holds
+    none; [(prefix, why)] of the newer damaged ones, skipped and left in place). With `say`,
+    one line on stderr names what was skipped for what."""
+    damaged = []
+    for prefix in candidates(folder):
+        why = damage(prefix)
+        if why is None:
+            if damaged and say:
+                print('note: %s; using %s (the damaged files are left as they are)' % (
+                    '; '.join('%s is damaged (%s)' % item for item in damaged), prefix),
+                    file=sys.stderr, flush=True)
+            return prefix, damaged
+        damaged.append((prefix, why))
+    return None, damaged
 
 
 def open_checkpoint(prefix):
@@ -56,13 +119,40 @@ def run_file(prefix, name):
 def read_run_config(prefix):
     """The training config saved with a checkpoint, or {} if there is none."""
     path = run_file(prefix, 'config.json')
-    if path is None:
-        return {}
+    return {} if path is None else load_config(path)
+
+
+def load_config(path):
+    """A run's config.json: a JSON object whose values have the types of config.DEFAULTS';
+    ModelError naming the file and the value when hand-editing made it something else."""
     try:
         with open(path) as f:
-            return json.load(f)
+            saved = json.load(f)
     except (OSError, ValueError) as e:
         raise ModelError('%s: cannot read (%s)' % (path, first_line(e))) from e
+    if not isinstance(saved, dict):
+        raise ModelError('%s: holds a JSON %s, not the object of settings train.py writes'
+                         % (path, type(saved).__name__))
+    for key, default in config.DEFAULTS.items():
+        if key in saved and key != 'towers' and not _same_kind(saved[key], default):
+            raise ModelError('%s: %s is %s, not %s' % (path, key, json.dumps(saved[key]),
+                                                        _KINDS[type(default)]))
+    names = saved.get('label_names', [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ModelError('%s: label_names is %s, not a list of class names'
+                         % (path, json.dumps(names)))
+    return saved
+
+
+_KINDS = {bool: 'true or false', int: 'a whole number', float: 'a number', str: 'a string'}
+
+
+def _same_kind(value, default):
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 def checkpoint_names(variables, shapes):
@@ -104,5 +194,10 @@ def assign_from_checkpoint(sess, prefix, reader, names_to_variables):
 
 
 def first_line(error):
-    text = getattr(error, 'message', None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    """The first line of an error that says something: not TensorFlow's 'Graph execution
+    error:' heading, nor its '{{function_node ...}}' prefixes."""
+    text = re.sub(r'\{\{[^}]*\}\}', '', getattr(error, 'message', None) or str(error))
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and line.strip() != 'Graph execution error:'
+             and not line.strip().startswith('Detected at node')]
+    return lines[0] if lines else type(error).__name__

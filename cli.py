@@ -12,6 +12,10 @@ class UsageError(Exception):
     """A bad flag or path: str(e) is the one line shown to the user."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, a scheduler's preemption): handled as Ctrl-C is, but exits 143, not 130."""
+
+
 def parse_config(argv=None, description=None):
     """Resolved hyperparameters: DEFAULTS, then the preset, then the flags given."""
     parser = argparse.ArgumentParser(

@@ -25,6 +25,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 import datasets
+import image_decoding
 from data_utils import DataError
 
 # The names slim's download_and_convert scripts give the splits.
@@ -43,8 +44,8 @@ def example(path, label):
     with open(path, 'rb') as f:
         encoded = f.read()
     try:
-        shape = tf.io.decode_image(encoded, channels=3, expand_animations=False).shape
-    except tf.errors.OpError:
+        shape = image_decoding.to_rgb(encoded).shape  # as training will see it
+    except image_decoding.ImageError:
         return None
     return tf.train.Example(features=tf.train.Features(feature={
         'image/encoded': _feature(encoded),

@@ -84,7 +84,8 @@ def ensure_cifar10(data_dir, archive=None, url=CIFAR10_URL, md5=CIFAR10_MD5):
     Uses the local `archive` (a cifar-10-python.tar.gz) when given, else
     downloads `url`; either way the archive must match `md5`. Raises DataError.
     """
-    if not missing_files(data_dir):
+    missing = missing_files(data_dir)
+    if not missing:
         return
     # Everything is staged in a private directory inside data_dir: it is on
     # the same filesystem, so each os.replace below is atomic, and removing it
@@ -99,7 +100,15 @@ def ensure_cifar10(data_dir, archive=None, url=CIFAR10_URL, md5=CIFAR10_MD5):
     try:
         if archive is None:
             downloaded = os.path.join(staging, 'cifar-10-python.tar.gz.part')
-            _download(url, downloaded, data_dir)
+            try:
+                _download(url, downloaded, data_dir)
+            except DataError as e:
+                if len(missing) == len(_ALL_FILES):
+                    raise
+                # Most of the set is there: what is missing is the news, not the download.
+                raise DataError('%s: CIFAR-10 file(s) %s missing (the others are there), and '
+                                'fetching them again failed: %s'
+                                % (data_dir, ', '.join(missing), e)) from e
             # The downloaded file is deleted on the way out, so name the URL.
             _check_md5(downloaded, md5, url,
                        'corrupt or incomplete download; retry, or ' + _ARCHIVE_HINT % data_dir)
@@ -185,6 +194,11 @@ class _CifarUnpickler(pickle.Unpickler):
         ('numpy', 'dtype'),
         ('numpy.core.multiarray', '_reconstruct'),
         ('numpy._core.multiarray', '_reconstruct'),
+        # Pickle protocol 5 (arrays by buffer) and numpy integers (a list of np.int64 labels).
+        ('numpy.core.numeric', '_frombuffer'),
+        ('numpy._core.numeric', '_frombuffer'),
+        ('numpy.core.multiarray', 'scalar'),
+        ('numpy._core.multiarray', 'scalar'),
     }
 
     def find_class(self, module, name):

@@ -8,7 +8,8 @@
                                         and slim's ImageNet scripts write them
 
 Class names are the folder names, sorted (labels.txt's for TFRecords). Images are JPEG, PNG,
-BMP or GIF (its first frame) of any size, colour or greyscale (made RGB); other files
+BMP or GIF (its first frame) of any size, colour or greyscale, decoded to the 8-bit RGB a
+viewer shows (image_decoding.py: EXIF orientation, 16 bits, palettes, CMYK); other files
 (.DS_Store, Thumbs.db, notes) are ignored. A split is either decoded into memory at 32x32
 (--image_size 32: CIFAR-10's augmentation, as the pickles) or, at any other size, streamed
 from its files by image_pipeline.py. An image that does not decode is skipped, counted and
@@ -17,12 +18,14 @@ named (skipped_images), never the end of a run.
 import collections
 import os
 import re
+import struct
 import threading
 
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+import image_decoding
 from data_utils import DataError
 
 DATASETS = ('cifar10', 'folder', 'tfrecord')
@@ -224,16 +227,70 @@ def _shards(root, split):
     return []
 
 
+def _op_message(error, limit=200):
+    """A TensorFlow error's own words, without its '{{function_node ...}}' and '[Op:...]' parts."""
+    text = re.sub(r'\{\{[^}]*\}\}|\s*\[Op:[^\]]*\]?( name: ?\S*)?', '', error.message)
+    return ' '.join(text.split())[:limit]
+
+
+def _crc32c_table():
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        table.append(crc)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def _masked_crc32c(data):
+    """TFRecord's checksum: CRC-32C (Castagnoli), rotated and offset."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _count_by_headers(path):
+    """Records of a TFRecord file from its length headers alone (each checked against its
+    CRC), seeking past the payloads; None where the framing does not add up to the file."""
+    size = tf.io.gfile.stat(path).length
+    count = position = 0
+    # Python's own file for local paths: ten times gfile's speed at a read and a seek a record.
+    with (tf.io.gfile.GFile(path, 'rb') if '://' in path else open(path, 'rb')) as f:
+        while position < size:
+            header = f.read(12)
+            if len(header) < 12:
+                return None
+            length, crc = struct.unpack('<QI', header)
+            if crc != _masked_crc32c(header[:8]):
+                return None
+            position += 12 + length + 4
+            if position > size:
+                return None
+            f.seek(position)
+            count += 1
+    return count
+
+
 def count_records(shards, desc):
-    """Records in the shards (read through once: TFRecords have no index)."""
+    """Records in the shards. TFRecords have no index: the length headers are read, skipping
+    the images (a dataset of ImageNet's size counts in seconds); a file whose framing does not
+    add up is read through, so TensorFlow's own error names what is wrong with it."""
     total = 0
     for shard in tqdm(shards, desc='counting %s records' % desc, unit='shard', leave=False,
-                      disable=len(shards) < 4):
+                      disable=len(shards) < 64):
         try:
-            total += int(tf.data.TFRecordDataset(shard).reduce(np.int64(0), lambda n, _: n + 1))
+            count = _count_by_headers(shard)
+            if count is None:
+                count = int(tf.data.TFRecordDataset(shard).reduce(np.int64(0), lambda n, _: n + 1))
         except tf.errors.OpError as e:
-            raise DataError('%s: not a readable TFRecord file (%s)'
-                            % (shard, ' '.join(e.message.split())[:200])) from e
+            raise DataError('%s: not a readable TFRecord file (%s)' % (shard, _op_message(e))) from e
+        total += count
     return total
 
 
@@ -266,18 +323,14 @@ def _decode_eagerly(source, name, label, num_classes, is_path):
     with _skipped_lock:
         if key in _skipped:  # known bad: not decoded (and complained about) every epoch
             return tf.zeros([1, 1, 3], tf.uint8), False
-    try:
-        contents = tf.io.read_file(source) if is_path else source
-        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-        if not 0 <= int(label) < int(num_classes):
-            why = 'label %d is not one of the %d classes' % (label, num_classes)
-        elif image.shape[0] and image.shape[1]:
-            return image, True
-        else:
-            why = 'no pixels'
-    except tf.errors.OpError as e:
-        # Without TensorFlow's '{{function_node ...}}' prefix: the decoder's own words.
-        why = ' '.join(re.sub(r'\{\{[^}]*\}\}', '', e.message).split())[:120]
+    if 0 <= int(label) < int(num_classes):
+        try:
+            return (image_decoding.read_rgb(source.numpy().decode('utf-8')) if is_path else
+                    image_decoding.to_rgb(source.numpy())), True
+        except image_decoding.ImageError as e:
+            why = str(e)
+    else:
+        why = 'label %d is not one of the %d classes' % (label, num_classes)
     with _skipped_lock:
         _skipped[key] = why
     return tf.zeros([1, 1, 3], tf.uint8), False

@@ -22,8 +22,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np
 
-import tensorflow as tf
-
 import config
 import data_utils
 import datasets
@@ -71,9 +69,9 @@ def batch1_latency_ms(model, batches, runs):
     return 1000 * float(np.median(times)), len(images)
 
 
-def cifar_batches(data_dir, size, batch_size):
+def cifar_batches(data_dir, size, batch_size, archive=None):
     """The CIFAR-10 test set as batches() for predict_all."""
-    data_utils.ensure_cifar10(data_dir)
+    data_utils.ensure_cifar10(data_dir, archive=archive)
     images, labels = data_utils.load_batch(os.path.join(data_dir, data_utils.TEST_FILE))
     images = inference.resize_images(images, size)
     return lambda: ((images[i:i + batch_size], labels[i:i + batch_size])
@@ -92,12 +90,11 @@ def own_batches(args, size):
         raise data_utils.DataError('%s: no %s split' % (data_dir, split))
 
     is_path = args.dataset == 'folder'
+    fraction = image_pipeline.central_fraction(args.dataset, size)
 
     def view(source, name, label):
         image, ok = datasets.decode(source, name, label, len(names), is_path)
-        image = (tf.cast(datasets.resize_to_cache(image), tf.float32) if size == datasets.CACHED_SIZE
-                 else image_pipeline.eval_crop(image, size))
-        return image, label, ok
+        return image_pipeline.eval_view(image, size, fraction), label, ok
 
     def batches():
         dataset = datasets.elements(splits[split]).map(view, num_parallel_calls=os.cpu_count())
@@ -134,6 +131,8 @@ def main(argv=None):
                              '(default: %(default)s)')
     parser.add_argument('--data_dir', default=config.DEFAULTS['data_dir'],
                         help="the dataset's folder (default: %(default)s)")
+    parser.add_argument('--cifar_archive', default=None, metavar='PATH',
+                        help='CIFAR-10: ' + config.HELP['cifar_archive'])
     parser.add_argument('--split', choices=('auto', 'test', 'val', 'train'), default='auto',
                         help="own data: the split scored; 'auto' is test when there is one, else "
                              'validation, else (a folder of class folders only) every image '
@@ -178,10 +177,14 @@ def main(argv=None):
         model = inference.load_model(args.model, **inference.architecture_overrides(args))
         if args.dataset == 'cifar10':
             (batches, split), names = cifar_batches(args.data_dir, model.input_size,
-                                                    args.batch_size), None
+                                                    args.batch_size, args.cifar_archive), None
         else:
             batches, split, names = own_batches(args, model.input_size)
         probs, labels, images_per_sec = predict_all(model, batches, args.flip_tta)
+        if names is None and probs.shape[1] != data_utils.NUM_CLASSES:
+            raise data_utils.DataError('%s has %d classes, CIFAR-10 %d: score it on the data it '
+                                       'was trained for (--dataset, --data_dir)' % (
+                                           args.model, probs.shape[1], data_utils.NUM_CLASSES))
         if names is not None and len(names) != probs.shape[1]:
             raise data_utils.DataError('%s has %d classes but %s has %d: score a model trained '
                                        'on these classes' % (args.model, probs.shape[1],

@@ -98,6 +98,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         prefix = checkpoints.checkpoint_prefix(args.ckpt)
+        run_config = checkpoints.run_file(prefix, 'config.json')
+        if os.path.abspath(args.out_dir) in (os.path.dirname(os.path.abspath(prefix)), None if
+                                             run_config is None else os.path.dirname(run_config)):
+            # Its "checkpoint" index and config.json would replace the run's: no resume after.
+            raise checkpoints.ModelError('%s: is the folder of the run exported; name another '
+                                         'folder to write' % args.out_dir)
         write_export(prefix, args.out_dir, args.float16, inference.architecture_overrides(args))
     except checkpoints.ModelError as e:
         print('export_weights.py: error: %s' % e, file=sys.stderr)

@@ -12,10 +12,11 @@ RGB pixels:
     MobilenetV1/Predictions/Reshape_1   float32 [batch, classes], softmax probabilities
     MobilenetV1/Logits/SpatialSqueeze   float32 [batch, classes], logits
 
-Beside OUTPUT.pb go OUTPUT.json (input size, classes, labels, width,
-preprocessing, node names) and OUTPUT_labels.txt; with --tflite, OUTPUT.tflite
-(float32) and OUTPUT_int8.tflite (full-integer: uint8 pixels in, uint8
-probabilities out, calibrated on training images).
+Beside OUTPUT.pb go OUTPUT.json (input size, the central share of a photo the
+model was scored on, classes, labels, width, preprocessing, node names) and
+OUTPUT_labels.txt; with --tflite, OUTPUT.tflite (float32) and OUTPUT_int8.tflite
+(full-integer: uint8 pixels in, uint8 probabilities out, calibrated on training
+images of the run's dataset, seen as evaluation sees them).
 """
 import argparse
 import json
@@ -31,6 +32,8 @@ from tensorflow.python.tools import optimize_for_inference_lib
 import checkpoints
 import config
 import data_utils
+import datasets
+import image_pipeline
 import inference
 
 v1 = tf.compat.v1
@@ -59,10 +62,11 @@ def freeze(prefix, cfg, num_classes):
 
 
 def write_all(outputs):
-    """Writes {path: data} all or nothing as far as a file system allows: every file goes to
-    PATH.tmp first and is renamed into place only once all are written, so a full disk, an
-    unwritable path or Ctrl-C leaves the old files whole and no .tmp behind."""
-    pending = []
+    """Writes {path: data} all or nothing: every file goes to PATH.tmp first; only once all are
+    written does each earlier file step aside to PATH.old and the new one take its place. A
+    full disk, an unwritable path, a rename that fails or Ctrl-C puts the earlier files back
+    and leaves no .tmp or .old behind."""
+    pending, placed = [], []  # temporary files; (path, its earlier file's .old or None)
     try:
         for path, data in outputs.items():
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -70,13 +74,25 @@ def write_all(outputs):
             with open(path + '.tmp', 'wb' if isinstance(data, bytes) else 'w') as f:
                 f.write(data)
         for path in outputs:
+            old = path + '.old' if os.path.exists(path) else None
+            if old:
+                os.replace(path, old)
+            placed.append((path, old))
             os.replace(path + '.tmp', path)
             pending.remove(path + '.tmp')
     except BaseException:
         for temp in pending:
             if os.path.isfile(temp):
                 os.remove(temp)
+        for path, old in reversed(placed):
+            if old:
+                os.replace(old, path)
+            elif os.path.exists(path):
+                os.remove(path)
         raise
+    for _, old in placed:
+        if old:
+            os.remove(old)
 
 
 def metadata(cfg, num_classes, labels, prefix):
@@ -85,7 +101,8 @@ def metadata(cfg, num_classes, labels, prefix):
     return dict(
         input=inference.INPUT_NODE, output=inference.OUTPUT_NODE, logits=inference.LOGITS_NODE,
         input_size=cfg['image_size'], input_layout='NHWC', input_channels='RGB',
-        input_range=[0, 255], num_classes=num_classes, labels=labels,
+        input_range=[0, 255], central_fraction=cfg['central_fraction'], num_classes=num_classes,
+        labels=labels,
         preprocessing=dict(in_graph=True, mode=cfg['normalization'],
                            formula='(pixel - mean) / std', **scale_offset),
         architecture={k: cfg[k] for k in inference.ARCHITECTURE_KEYS}, checkpoint=prefix)
@@ -116,16 +133,30 @@ def to_tflite(graph_def, kind, calibration_images=None):
                 raise inference.ModelError('TFLite %s conversion failed: %s' % (kind, message)) from e
 
 
-def calibration_set(data_dir, count, size, seed=0):
-    """`count` training images, at the model's input size, spread over the whole set."""
-    data_utils.ensure_cifar10(data_dir)
-    images = np.concatenate([data_utils.load_batch(os.path.join(data_dir, name))[0]
-                             for name in data_utils.TRAIN_FILES])
-    if count > len(images):
+def calibration_set(dataset, data_dir, count, cfg, run, archive=None):
+    """`count` training images, drawn at random over the whole set, as evaluation sees them at
+    the model's input size; `run` is the run's config.json ({} if none), for its splits."""
+    size = cfg['image_size']
+    if dataset == 'cifar10':
+        data_utils.ensure_cifar10(data_dir, archive=archive)
+        images = np.concatenate([data_utils.load_batch(os.path.join(data_dir, name))[0]
+                                 for name in data_utils.TRAIN_FILES])
+        if count > len(images):
+            raise data_utils.DataError('--calibration_images %d: only %d training images in %s'
+                                       % (count, len(images), data_dir))
+        chosen = images[np.random.RandomState(0).choice(len(images), count, replace=False)]
+        return inference.resize_images(chosen, size)
+    splits = (datasets.load_folder(data_dir, run.get('val_size', 0), run.get('test_size', 0),
+                                   run.get('seed', 0))
+              if dataset == 'folder' else datasets.load_tfrecord(data_dir))
+    if count > datasets.split_size(splits['train']):
         raise data_utils.DataError('--calibration_images %d: only %d training images in %s'
-                                   % (count, len(images), data_dir))
-    chosen = images[np.random.RandomState(seed).choice(len(images), count, replace=False)]
-    return inference.resize_images(chosen, size)
+                                   % (count, datasets.split_size(splits['train']), data_dir))
+    try:
+        return image_pipeline.sample_views(splits['train'], len(splits['label_names']), count,
+                                           size, cfg['central_fraction'])
+    except data_utils.DataError as e:
+        raise data_utils.DataError('--calibration_images %d: %s in %s' % (count, e, data_dir)) from e
 
 
 def parse_args(argv=None):
@@ -141,8 +172,15 @@ def parse_args(argv=None):
                              '(default: %(default)s)')
     parser.add_argument('--calibration_images', type=int, default=500,
                         help='training images that calibrate the int8 model (default: %(default)s)')
-    parser.add_argument('--data_dir', default=config.DEFAULTS['data_dir'],
-                        help='CIFAR-10 folder, for int8 calibration (default: %(default)s)')
+    parser.add_argument('--dataset', choices=datasets.DATASETS, default=None,
+                        help="int8 calibration: the training images' dataset, as train.py's "
+                             "--dataset (default: the run's, from its config.json, else %r)"
+                             % config.DEFAULTS['dataset'])
+    parser.add_argument('--data_dir', default=None,
+                        help="int8 calibration: the dataset's folder (default: the run's, from "
+                             "its config.json, else %r)" % config.DEFAULTS['data_dir'])
+    parser.add_argument('--cifar_archive', default=None, metavar='PATH',
+                        help='int8 calibration on CIFAR-10: ' + config.HELP['cifar_archive'])
     parser.add_argument('--num_classes', type=int, default=None,
                         help="expected class count; an error if the checkpoint's differs")
     inference.add_architecture_flags(parser)
@@ -175,7 +213,11 @@ def main(argv=None):
         labels = inference.label_names(labels, num_classes)
         calibration = None
         if 'int8' in args.tflite_kinds:
-            calibration = calibration_set(args.data_dir, args.calibration_images, cfg['image_size'])
+            run = checkpoints.read_run_config(prefix)
+            dataset = args.dataset or run.get('dataset', config.DEFAULTS['dataset'])
+            data_dir = args.data_dir or run.get('data_dir', config.DEFAULTS['data_dir'])
+            calibration = calibration_set(dataset, data_dir, args.calibration_images, cfg, run,
+                                          args.cifar_archive)
         graph_def = freeze(prefix, cfg, num_classes)
         # Everything is made before anything is written: a failure leaves no mix of old and new files.
         stem = os.path.splitext(args.output)[0]

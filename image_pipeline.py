@@ -13,6 +13,7 @@ left out of its batch (the next one fills its place) and named in datasets.skipp
 """
 import os
 
+import numpy as np
 import tensorflow as tf
 
 import datasets
@@ -41,10 +42,51 @@ def train_crop(image, size, key):
     return tf.cond(flip, lambda: tf.image.flip_left_right(resized), lambda: resized)
 
 
-def eval_crop(image, size):
-    """slim's inception evaluation view: the central 87.5%, resized."""
-    central = tf.image.central_crop(tf.cast(image, tf.float32), _CENTRAL_FRACTION)
-    return tf.image.resize(central, [size, size])
+def central_fraction(dataset, image_size):
+    """The share of an image's sides that evaluation keeps: slim's 87.5% where own images are
+    streamed (sizes other than 32), all of it where splits are held in memory at 32x32."""
+    streamed = dataset != 'cifar10' and image_size != datasets.CACHED_SIZE
+    return _CENTRAL_FRACTION if streamed else 1.0
+
+
+def eval_view(image, size, fraction=_CENTRAL_FRACTION):
+    """What evaluation scores of one uint8 [H, W, 3] image, float32 [size, size, 3] 0..255.
+    A fraction below 1 is slim's inception evaluation view: that central share, resized. At 1
+    the image is resized whole to 32x32, as the in-memory splits hold it, then to `size` as
+    their pipeline resizes it."""
+    if fraction < 1:
+        central = tf.image.central_crop(tf.cast(image, tf.float32), fraction)
+        return tf.image.resize(central, [size, size])
+    image = tf.cast(datasets.resize_to_cache(image), tf.float32)
+    return image if size == datasets.CACHED_SIZE else tf.image.resize(image, [size, size])
+
+
+def sample_views(split, num_classes, count, size, fraction, seed=0):
+    """float32 [count, size, size, 3]: images of a Files or Records split drawn at random
+    (seeded) and seen by eval_view, as int8 calibration wants them; an image that does not
+    decode gives way to the next. Only about `count` images are read, however large the split."""
+    if isinstance(split, datasets.Records):
+        shards = tf.data.Dataset.from_tensor_slices(split.shards).shuffle(len(split.shards), seed)
+        dataset = shards.interleave(datasets.shard_records, cycle_length=min(4, len(split.shards)))
+        dataset = dataset.shuffle(min(_SHUFFLE_BUFFER, 4 * count), seed).map(datasets.parse_record)
+    else:
+        order = np.random.RandomState(seed).permutation(len(split.paths))
+        dataset = tf.data.Dataset.from_tensor_slices((np.asarray(split.paths)[order],
+                                                      np.asarray(split.labels)[order]))
+        dataset = dataset.map(lambda path, label: (path, path, label))
+    is_path = isinstance(split, datasets.Files)
+
+    def view(source, name, label):
+        image, ok = datasets.decode(source, name, label, num_classes, is_path)
+        return eval_view(image, size, fraction), ok
+
+    dataset = dataset.map(view, num_parallel_calls=_parallel_calls(), deterministic=True)
+    dataset = dataset.filter(lambda image, ok: ok).map(lambda image, ok: image).take(count)
+    images = list(dataset.as_numpy_iterator())
+    if len(images) < count:
+        raise datasets.DataError('%d images asked for, only %d of the split decode'
+                                 % (count, len(images)))
+    return np.stack(images)
 
 
 def input_pipeline(split, num_classes, batch_size, training, image_size, seed=0, augment=True):
@@ -64,7 +106,7 @@ def input_pipeline(split, num_classes, batch_size, training, image_size, seed=0,
             image, ok = datasets.decode(source, name, label, num_classes,
                                         is_path=isinstance(split, datasets.Files))
             view = train_crop(image, image_size, key) if key is not None and augment else \
-                eval_crop(image, image_size)
+                eval_view(image, image_size)
             return view, tf.cast(label, tf.int32), ok
 
         if training:

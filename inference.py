@@ -9,8 +9,10 @@ predict.py treat them alike and the tests can compare them:
     opencv:PATH  a frozen .pb run by OpenCV's dnn module
 
 Each takes float or uint8 NHWC images in 0..255 at the model's input size and
-returns float32 probabilities [N, num_classes]; `input_size` and `labels` (None
-if unknown: see label_names) come from the metadata saved with the model.
+returns float32 probabilities [N, num_classes]; `input_size`, `labels` (None
+if unknown: see label_names) and `central_fraction` (of a photo's sides the
+model was scored on: image_pipeline.eval_view) come from the metadata saved
+with the model.
 """
 import json
 import os
@@ -23,6 +25,7 @@ from ai_edge_litert.interpreter import Interpreter
 import checkpoints
 import cli
 import config
+import image_pipeline
 import training  # the one definition of the model as trained
 from checkpoints import ModelError
 
@@ -84,6 +87,10 @@ def resolve_checkpoint_config(prefix, overrides=None):
         training.check_architecture(cfg)
     except cli.UsageError as e:
         raise ModelError('%s: %s' % (prefix, e)) from e
+    # The view of a photo the model was scored on; a checkpoint with no config.json beside it at
+    # a size other than 32 is taken for a published ImageNet one, seen as slim's evaluation does.
+    cfg['central_fraction'] = image_pipeline.central_fraction(
+        saved.get('dataset', 'cifar10' if saved else 'tfrecord'), cfg['image_size'])
     labels = saved.get('label_names')
     return cfg, labels
 
@@ -100,6 +107,7 @@ class CheckpointModel:
             restore_for_inference(self.sess, prefix, cfg)
         self.graph.finalize()
         self.input_size = cfg['image_size']
+        self.central_fraction = cfg['central_fraction']
         self.labels = labels
 
     def predict(self, images):
@@ -115,9 +123,23 @@ def read_metadata(model_path):
         return {}
     try:
         with open(stem + '.json') as f:
-            return json.load(f)
+            metadata = json.load(f)
     except (OSError, ValueError) as e:
         raise ModelError('%s.json: cannot read (%s)' % (stem, e)) from e
+    if not isinstance(metadata, dict):
+        raise ModelError('%s.json: holds a JSON %s, not the object freeze_graph.py writes'
+                         % (stem, type(metadata).__name__))
+    labels = metadata.get('labels')
+    if labels is not None and not (isinstance(labels, list) and all(isinstance(n, str)
+                                                                    for n in labels)):
+        raise ModelError('%s.json: labels is %s, not a list of class names'
+                         % (stem, json.dumps(labels)))
+    fraction = metadata.get('central_fraction', 1.0)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or \
+            not 0 < fraction <= 1:
+        raise ModelError('%s.json: central_fraction is %s, not a number in (0, 1]'
+                         % (stem, json.dumps(fraction)))
+    return metadata
 
 
 def label_names(labels, num_classes):
@@ -147,7 +169,9 @@ class FrozenGraphModel:
                 raise ModelError('%s: not a frozen MobilenetV1 of freeze_graph.py (%s)' % (path, e)) from e
         self.sess = v1.Session(graph=self.graph)
         self.input_size = self.images.shape[1]
-        self.labels = read_metadata(path).get('labels')
+        metadata = read_metadata(path)
+        self.labels = metadata.get('labels')
+        self.central_fraction = metadata.get('central_fraction', 1.0)
 
     def predict(self, images):
         return self.sess.run(self.probs, {self.images: np.asarray(images, np.float32)})
@@ -162,10 +186,19 @@ class TFLiteModel:
             self.interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
         except (ValueError, RuntimeError) as e:
             raise ModelError('%s: not a TFLite model (%s)' % (path, e)) from e
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        shape = inputs[0]['shape'].tolist() if len(inputs) == 1 else None
+        if shape is None or len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3 or \
+                len(outputs) != 1 or len(outputs[0]['shape']) != 2:
+            raise ModelError('%s: takes %s and gives %s; expected one NHWC RGB image batch '
+                             '[N, S, S, 3] in and [N, classes] out, as freeze_graph.py writes'
+                             % (path, ', '.join(str(i['shape'].tolist()) for i in inputs),
+                                ', '.join(str(o['shape'].tolist()) for o in outputs)))
+        self.input, self.output = inputs[0], outputs[0]
         self.input_size = int(self.input['shape'][1])
-        self.labels = read_metadata(path).get('labels')
+        metadata = read_metadata(path)
+        self.labels = metadata.get('labels')
+        self.central_fraction = metadata.get('central_fraction', 1.0)
         self._batch = None
 
     def _resize(self, batch):
@@ -216,6 +249,7 @@ class OpenCVModel:
         metadata = read_metadata(path)
         self.input_size = metadata.get('input_size', 32)
         self.labels = metadata.get('labels')
+        self.central_fraction = metadata.get('central_fraction', 1.0)
 
     def predict(self, images):
         # NHWC in, as the graph's input; OpenCV wants an NCHW blob and transposes it back itself.
@@ -245,6 +279,13 @@ def load_model(path, **overrides):
             raise ModelError('%s: no such file' % path)
         return FrozenGraphModel(path) if path.endswith('.pb') else TFLiteModel(path)
     return CheckpointModel(path, overrides)
+
+
+def photo_views(photos, size, fraction):
+    """float32 [N, size, size, 3] of uint8 RGB [H, W, 3] arrays of any sizes, each seen as
+    evaluation sees an image of the model's data (image_pipeline.eval_view)."""
+    return np.stack([image_pipeline.eval_view(tf.constant(photo, tf.uint8), size, fraction).numpy()
+                     for photo in photos])
 
 
 def resize_images(images, size):

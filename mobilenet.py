@@ -276,7 +276,8 @@ def mobilenet_v1(inputs,
                  batch_norm_decay=0.9997,
                  batch_norm_epsilon=0.001,
                  pointwise='conv2d',
-                 trainable_scopes=None):
+                 trainable_scopes=None,
+                 dropout_seed=None):
     """MobileNetV1 classifier, as slim's `mobilenet_v1`.
 
     Args:
@@ -294,6 +295,9 @@ def mobilenet_v1(inputs,
       scope: variable scope; 'MobilenetV1' matches published checkpoints.
       global_pool: global average pooling instead of slim's fixed 7x7 AvgPool
         (reduced for small inputs).
+      dropout_seed: None for TensorFlow's stateful dropout, or an int [2] tensor
+        that the dropout mask is a function of (stateless dropout): keyed by the
+        step, a resumed run draws the masks an uninterrupted one would.
       The remaining keywords are `mobilenet_v1_base`'s.
 
     Returns:
@@ -325,7 +329,11 @@ def mobilenet_v1(inputs,
             if not num_classes:
                 return net, end_points
             if is_training and dropout_keep_prob < 1.0:
-                net = tf.nn.dropout(net, rate=1.0 - dropout_keep_prob, name='Dropout_1b')
+                if dropout_seed is None:
+                    net = tf.nn.dropout(net, rate=1.0 - dropout_keep_prob, name='Dropout_1b')
+                else:
+                    net = tf.nn.experimental.stateless_dropout(
+                        net, rate=1.0 - dropout_keep_prob, seed=dropout_seed, name='Dropout_1b')
             with v1.variable_scope('Conv2d_1c_1x1'):
                 w = _weights('weights', [1, 1, net.shape[-1], num_classes], stddev, weight_decay)
                 b = v1.get_variable('biases', [num_classes], initializer=v1.zeros_initializer(),

@@ -27,8 +27,16 @@ def read_metrics(path):
             if 'test_accuracy' in record:
                 if 'wall_seconds' not in record and 'train_seconds' not in record:
                     raise ValueError('line %d has no wall_seconds or train_seconds' % number)
+                for key in ('test_accuracy', 'test_accuracy_tta', 'wall_seconds', 'train_seconds'):
+                    if key in record and not _is_number(record[key]):
+                        raise ValueError('line %d: %s is %s, not a number'
+                                         % (number, key, json.dumps(record[key])))
                 records.append(record)
     return records
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def main(argv=None):
@@ -49,6 +57,7 @@ def main(argv=None):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    lowest = 100.0
     for path in args.metrics:
         try:
             records = read_metrics(path)
@@ -61,8 +70,9 @@ def main(argv=None):
         label = os.path.basename(os.path.dirname(os.path.abspath(path)))
         minutes = [(r['wall_seconds'] if 'wall_seconds' in r else r['train_seconds']) / 60
                    for r in records]
-        line, = ax.plot(minutes, [100 * r['test_accuracy'] for r in records], marker='.',
-                        label=label)
+        accuracies = [100 * r['test_accuracy'] for r in records]
+        lowest = min([lowest] + accuracies)
+        line, = ax.plot(minutes, accuracies, marker='.', label=label)
         if 'test_accuracy_tta' in records[-1]:
             # The run's own colour, dashed: a TTA line taking the next colour would leave
             # ten colours for five runs and repeat them beyond that.
@@ -71,7 +81,8 @@ def main(argv=None):
     ax.axhline(90.0, color='grey', linewidth=0.8, linestyle=':')
     ax.set_xlabel('wall-clock minutes')
     ax.set_ylabel('test accuracy (%), all 10,000 images')
-    ax.set_ylim(bottom=50)
+    # From 50%, where the runs that matter are, unless a run is below it: it must show.
+    ax.set_ylim(bottom=min(50.0, 5 * (lowest // 5)))
     ax.grid(alpha=0.3)
     ax.legend(loc='lower right')
     ax.set_title(args.title)

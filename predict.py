@@ -2,8 +2,11 @@
 
     python3 predict.py frozen/mobilenet_v1.pb cat.jpg truck.png --top_k 3
 
-Images of any size (PNG, JPEG, anything Pillow reads) are converted to RGB and
-resized to the model's input. One line per image; the last line is JSON.
+Images of any size (PNG, JPEG, anything Pillow reads) are decoded to the 8-bit
+RGB a viewer shows, as the folder datasets decode them (image_decoding.py), and
+seen as the model's evaluation saw its images: resized whole for a model of
+32x32 images or of CIFAR-10, the central 87.5% resized for own images at other
+sizes (TF-Slim's evaluation view). One line per image; the last line is JSON.
 """
 import argparse
 import json
@@ -13,18 +16,16 @@ import sys
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np
-from PIL import Image
 
+import image_decoding
 import inference
 
 
-def read_image(path, size):
-    """RGB pixels [size, size, 3] as float32 0..255; ModelError naming the file if unreadable."""
+def read_image(path):
+    """uint8 RGB pixels [H, W, 3], as the datasets decode them; ModelError naming the file."""
     try:
-        with Image.open(path) as image:
-            image = image.convert('RGB').resize((size, size), Image.BILINEAR)
-            return np.asarray(image, np.float32)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        return image_decoding.read_rgb(path)
+    except image_decoding.ImageError as e:
         raise inference.ModelError('%s: cannot read image (%s)' % (path, e)) from e
 
 
@@ -41,7 +42,8 @@ def main(argv=None):
     try:
         model = inference.load_model(args.model, **inference.architecture_overrides(args))
         # Read every image before predicting any, so a bad file costs no partial output.
-        batch = np.stack([read_image(path, model.input_size) for path in args.images])
+        batch = inference.photo_views([read_image(path) for path in args.images],
+                                      model.input_size, model.central_fraction)
         probs = model.predict(batch)
     except inference.ModelError as e:
         print('predict.py: error: %s' % e, file=sys.stderr)

@@ -20,6 +20,7 @@ import datasets
 import image_pipeline
 import mobilenet
 import peers
+import run_data
 import training
 
 v1 = tf.compat.v1
@@ -144,7 +145,7 @@ class OursRealPath:
 
     def __init__(self, args, cfg, data):
         self.batch = cfg['batch_size']
-        steps_per_epoch = training.steps_in_epoch(cfg, training.split_size(data, 'train'))
+        steps_per_epoch = run_data.steps_in_epoch(cfg, run_data.split_size(data, 'train'))
         graph = tf.Graph()
         with graph.as_default():
             g = training.build_graph(cfg, data, steps_per_epoch)
@@ -343,7 +344,7 @@ def run(args, cfg, log=print):
                      'train.py once or pass --data_dir)' % (args.data_dir, ', '.join(missing)))
     else:
         log('Loading CIFAR-10 from %s for the train.py path...' % args.data_dir, flush=True)
-        real = OursRealPath(args, cfg, training.load_data(cfg))
+        real = OursRealPath(args, cfg, run_data.load_data(cfg))
     if args.num_classes != 10 and real is not None:
         notes.append('the real train.py path trains CIFAR-10 (10 classes), not --num_classes %d'
                      % args.num_classes)

@@ -21,9 +21,8 @@ import cli
 import cpu_kernels
 
 
-def _interrupt(signum, frame):
-    # SIGTERM (kill, a scheduler's preemption) saves and exits like Ctrl-C.
-    raise KeyboardInterrupt
+def _terminate(signum, frame):
+    raise cli.Terminated
 
 
 def main(argv=None):
@@ -37,14 +36,15 @@ def main(argv=None):
     # Only now: TensorFlow picks its CPU kernels when it is imported.
     import data_utils
     import trainer
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         summary = trainer.train(cfg)
     except (cli.UsageError, data_utils.DataError, FloatingPointError) as e:
         print('train.py: error: %s' % e, file=sys.stderr)
         return 2 if not isinstance(e, FloatingPointError) else 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:
+        # The shell's codes: 128 + the signal's number.
+        return 128 + (signal.SIGTERM if isinstance(e, cli.Terminated) else signal.SIGINT)
     finally:
         # Called from other code (tests, a notebook), a later SIGTERM is theirs again. None: a
         # handler set outside Python, which cannot be put back; the default is the nearest.

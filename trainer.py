@@ -3,10 +3,14 @@
 train.py's work once its flags are resolved and TensorFlow is imported; Ctrl-C and SIGTERM
 save a checkpoint that the same command resumes from.
 """
+import contextlib
+import glob
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -15,6 +19,7 @@ from tqdm import tqdm
 
 import checkpoints
 import datasets
+import run_data
 import training
 from cli import UsageError
 
@@ -36,26 +41,34 @@ def train(cfg):
     except OSError as e:
         raise UsageError('--ckpt_dir %s: cannot create it (%s)' % (ckpt_dir, e.strerror)) from e
     config_path = os.path.join(ckpt_dir, 'config.json')
-    latest = tf.train.latest_checkpoint(ckpt_dir)
+    latest, damaged = checkpoints.newest_intact(ckpt_dir)
     metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
-    if not latest and os.path.exists(metrics_path) and os.path.getsize(metrics_path):
-        raise UsageError('--ckpt_dir %s holds the metrics.jsonl of another run but no checkpoint; '
-                         'use another --ckpt_dir' % ckpt_dir)
+    # Killed before its first checkpoint was whole: nothing to resume, but the same run.
+    unsaved = not latest and (damaged or os.path.exists(metrics_path)
+                              and os.path.getsize(metrics_path))
+    if unsaved and not os.path.exists(config_path):
+        raise UsageError('--ckpt_dir %s holds %s but not the config.json of its run; use another '
+                         '--ckpt_dir' % (ckpt_dir, 'only damaged checkpoints' if damaged else
+                                         'a metrics.jsonl and no checkpoint'))
     datasets.forget_skipped_images()
-    data = training.load_data(cfg)
-    num_train = training.split_size(data, 'train')
+    data = run_data.load_data(cfg)
+    num_train = run_data.split_size(data, 'train')
     if num_train < cfg['batch_size']:
         raise UsageError('--batch_size %d is larger than the %d training images'
                          % (cfg['batch_size'], num_train))
-    cfg = dict(cfg, steps_per_epoch=training.steps_in_epoch(cfg, num_train))
-    if latest:
+    cfg = dict(cfg, steps_per_epoch=run_data.steps_in_epoch(cfg, num_train))
+    if latest or unsaved:
         training.check_resume_config(cfg, config_path, data['label_names'])
-    scored = 'test' if training.split_size(data, 'test') else 'val' if training.split_size(
+    if unsaved:
+        read_metrics(metrics_path, 0)
+        print('Note: %s holds no intact checkpoint of this run (it stopped before its first '
+              'save was whole); starting it again' % ckpt_dir, flush=True)
+    scored = 'test' if run_data.split_size(data, 'test') else 'val' if run_data.split_size(
         data, 'val') else None
     print('Data: %s, %d classes; %s; scored on %s' % (
         cfg['dataset'], len(data['label_names']), ', '.join(
-            '%s %d images' % (split, training.split_size(data, split))
-            for split in ('train', 'val', 'test') if training.split_size(data, split)),
+            '%s %d images' % (split, run_data.split_size(data, split))
+            for split in ('train', 'val', 'test') if run_data.split_size(data, split)),
         'the %s split' % scored if scored else
         'nothing (no validation or test split: pass --val_size N to hold some images out)'),
         flush=True)
@@ -64,7 +77,7 @@ def train(cfg):
         g = training.build_graph(cfg, data, cfg['steps_per_epoch'])
         sess.run(g.init)
         if latest:
-            resume(sess, g, latest, cfg)
+            resume(sess, g, latest, cfg, [prefix for prefix, _ in damaged])
         elif cfg['load_pretrain']:
             prefix, restored, skipped = training.restore_pretrained(
                 sess, g.model_variables, cfg['pretrain_path'], cfg['checkpoint_exclude_scopes'])
@@ -72,9 +85,15 @@ def train(cfg):
                                                                   len(skipped)), flush=True)
             for line in skipped:
                 print('  ' + line, flush=True)
-        with open(config_path + '.tmp', 'w') as f:
-            json.dump(dict(cfg, label_names=data['label_names']), f, indent=1, sort_keys=True)
-        os.replace(config_path + '.tmp', config_path)
+        with writing(config_path):
+            try:
+                with open(config_path + '.tmp', 'w') as f:
+                    json.dump(dict(cfg, label_names=data['label_names']), f, indent=1,
+                              sort_keys=True)
+                os.replace(config_path + '.tmp', config_path)
+            finally:
+                if os.path.exists(config_path + '.tmp'):
+                    os.remove(config_path + '.tmp')
         writer = v1.summary.FileWriter(ckpt_dir)
         graph.finalize()  # the loop below must not grow the graph step after step
         try:
@@ -83,20 +102,57 @@ def train(cfg):
             writer.close()
 
 
-def resume(sess, g, latest, cfg):
+def resume(sess, g, latest, cfg, damaged):
     try:
         g.saver.restore(sess, latest)
     except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
-        raise UsageError('%s: cannot resume from it (%s); use another --ckpt_dir'
-                         % (latest, checkpoints.first_line(e))) from e
-    # The savers only delete what they wrote themselves: hand them what earlier runs left.
+        raise UsageError('%s: cannot resume from it (%s); it is not a checkpoint of this run: '
+                         'use another --ckpt_dir' % (latest, checkpoints.first_line(e))) from e
+    # The savers only delete what they wrote themselves: hand them what earlier runs left,
+    # oldest first, all but the damaged checkpoints, which stay for the user to look at.
     for saver, folder in ((g.saver, cfg['ckpt_dir']),
                           (g.best_saver, os.path.join(cfg['ckpt_dir'], checkpoints.BEST_FOLDER))):
-        state = tf.train.get_checkpoint_state(folder)
-        if state:
-            saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+        if os.path.isdir(folder):
+            saver.recover_last_checkpoints([p for p in reversed(checkpoints.candidates(folder))
+                                            if p not in damaged])
     note = ' (--load_pretrain ignored: the run has checkpoints)' if cfg['load_pretrain'] else ''
     print('Resuming from %s%s' % (latest, note), flush=True)
+
+
+@contextlib.contextmanager
+def writing(path):
+    """A write that fails (a full disk, a folder made read-only) is one line: the previous
+    checkpoint and metrics are whole (resume drops a metrics line its checkpoint lacks)."""
+    try:
+        yield
+    except OSError as e:
+        why = e.strerror or str(e)
+    except tf.errors.OpError as e:  # the Saver's
+        why = checkpoints.first_line(e)
+    else:
+        return
+    raise UsageError('%s: cannot write (%s); what was saved before is whole: make room and run '
+                     'the same command to resume' % (path, why))
+
+
+@contextlib.contextmanager
+def signals_noted():
+    """A second Ctrl-C or SIGTERM while the interrupt's checkpoint is written is answered with a
+    line, not obeyed: obeying would cost the save it waits for."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; signals go there anyway
+        return
+
+    def note(signum, frame):
+        print('Still saving the checkpoint; exiting once it is written.', file=sys.stderr,
+              flush=True)
+
+    previous = {number: signal.signal(number, note) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def read_metrics(metrics_path, last_epoch):
@@ -114,6 +170,8 @@ def read_metrics(metrics_path, last_epoch):
                 record = json.loads(line)
             except ValueError:
                 continue
+            if not isinstance(record, dict) or not isinstance(record.get('epoch', 0), int):
+                continue  # damaged by hand: dropped as a line cut short is
             if record.get('epoch', 0) <= last_epoch:
                 records.append(record)
     with open(metrics_path + '.tmp', 'w') as f:
@@ -136,7 +194,12 @@ def train_loop(cfg, sess, g, writer):
     resumed_at = time.time()
 
     def save():
-        g.saver.save(sess, prefix, global_step=g.global_step, write_meta_graph=False)
+        # What a save killed part way left: TensorFlow's temporary files, never read again.
+        for stray in glob.glob(os.path.join(glob.escape(ckpt_dir), '*.tempstate*')) + glob.glob(
+                os.path.join(glob.escape(ckpt_dir), checkpoints.BEST_FOLDER, '*.tempstate*')):
+            os.remove(stray)
+        with writing(prefix):
+            g.saver.save(sess, prefix, global_step=g.global_step, write_meta_graph=False)
 
     bar, start, stepping, steps_done = None, None, False, step_in_epoch
     reported = set()  # skipped images already named in the log
@@ -157,7 +220,7 @@ def train_loop(cfg, sess, g, writer):
                         'or check the data.' % (
                             loss, sess.run(g.global_step), epoch + 1,
                             ', the last good checkpoint in %s is untouched' % ckpt_dir
-                            if tf.train.latest_checkpoint(ckpt_dir) else ''))
+                            if checkpoints.candidates(ckpt_dir) else ''))
                 losses.append(loss)
                 accuracies.append(accuracy)
                 bar.update()
@@ -198,10 +261,12 @@ def train_loop(cfg, sess, g, writer):
             training.set_state(sess, g, epoch=epoch + 1, step_in_epoch=0,
                                best_accuracy=max(best, selection), train_seconds=seconds,
                                wall_seconds=wall)
+            best_prefix = os.path.join(ckpt_dir, checkpoints.BEST_FOLDER, 'model.ckpt')
             if selection > best:
-                g.best_saver.save(sess, os.path.join(ckpt_dir, checkpoints.BEST_FOLDER, 'model.ckpt'),
-                                  global_step=g.global_step, write_meta_graph=False)
-            with open(metrics_path, 'a') as f:
+                with writing(best_prefix):
+                    g.best_saver.save(sess, best_prefix, global_step=g.global_step,
+                                      write_meta_graph=False)
+            with writing(metrics_path), open(metrics_path, 'a') as f:
                 f.write(json.dumps(record) + '\n')
             save()
             epoch, step_in_epoch, steps_done, best = epoch + 1, 0, 0, max(best, selection)
@@ -218,7 +283,8 @@ def train_loop(cfg, sess, g, writer):
         training.set_state(sess, g, epoch=epoch, step_in_epoch=done, best_accuracy=best,
                            train_seconds=seconds + (time.time() - start if start else 0.0),
                            wall_seconds=wall_before + time.time() - resumed_at)
-        save()
+        with signals_noted():
+            save()
         print('Interrupted: saved %s-%d; run the same command to resume.'
               % (prefix, sess.run(g.global_step)), file=sys.stderr, flush=True)
         raise
@@ -234,7 +300,7 @@ def train_loop(cfg, sess, g, writer):
                 train_seconds=round(seconds, 1),
                 wall_seconds=round(wall_before + time.time() - resumed_at, 1),
                 images_per_sec=record.get('images_per_sec'),
-                ckpt=tf.train.latest_checkpoint(ckpt_dir))
+                ckpt=checkpoints.newest_intact(ckpt_dir, say=False)[0])
 
 
 def epoch_line(record, epochs, train_time):

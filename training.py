@@ -2,17 +2,15 @@
 
 The model as trained (build_model: preprocessing, towers, MobileNetV1), the training step
 (loss, L2, batch-norm updates, optimizer), the learning-rate schedule, the session's thread
-settings, evaluation, the data split, restoring pretrained weights and the checks that a
-configuration and a resumed run make sense.
+settings, evaluation, restoring pretrained weights and the checks that a configuration and a
+resumed run make sense. The data it trains on is run_data.py's.
 """
 import argparse
-import json
 import math
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
 
@@ -21,9 +19,9 @@ import config
 import cpu_kernels
 import data_utils
 import datasets
-import image_pipeline
 import metrics
 import mobilenet
+import run_data
 from cli import UsageError
 
 v1 = tf.compat.v1
@@ -101,25 +99,30 @@ def check_config(cfg):
                          % cfg['cutout'])
     if not 0 < cfg['dropout_keep_prob'] <= 1:
         raise UsageError('--dropout_keep_prob must be in (0, 1], got %r' % cfg['dropout_keep_prob'])
+    if not 0 <= cfg['seed'] < 2 ** 32:  # numpy's RandomState takes no other
+        raise UsageError('--seed must be from 0 to %d, got %d' % (2 ** 32 - 1, cfg['seed']))
     if cfg['load_pretrain'] and not cfg['pretrain_path']:
         raise UsageError('--load_pretrain 1 needs --pretrain_path (a checkpoint prefix or folder)')
 
 
 def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, towers=1,
-                pointwise='conv2d'):
+                pointwise='conv2d', dropout_seed=None):
     """Logits of MobileNetV1 on raw 0..255 images; preprocessing is part of the graph.
 
     `getter` is a variable_scope custom getter, e.g. to read weight averages. `towers` > 1
     splits the batch into that many copies of the network sharing one set of variables
     (slim's clones): independent ops that the session runs side by side. `pointwise` is how
     1x1 convolutions are computed (mobilenet.POINTWISE); deployment graphs keep 'conv2d'.
+    `dropout_seed` (int64 [seed, step]) keys each tower's dropout mask (mobilenet_v1's).
     """
     net = data_utils.normalize(images, cfg['normalization'])
     parts, size = _split_batch(net, towers)
     updates = v1.get_collection_ref(v1.GraphKeys.UPDATE_OPS)
     logits = []
     with v1.variable_scope(v1.get_variable_scope(), custom_getter=getter):
-        for part in parts:
+        for tower, part in enumerate(parts):
+            tower_seed = None if dropout_seed is None else tf.stack(
+                [dropout_seed[0], dropout_seed[1] * len(parts) + tower])
             tower_logits, _ = mobilenet.mobilenet_v1(
                 part, num_classes=num_classes, dropout_keep_prob=cfg['dropout_keep_prob'],
                 is_training=is_training, min_depth=cfg['min_depth'], depth_multiplier=cfg['width'],
@@ -128,7 +131,8 @@ def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, 
                 stddev=cfg['init_stddev'] or None, regularize_depthwise=cfg['regularize_depthwise'],
                 batch_norm_decay=cfg['batch_norm_decay'],
                 batch_norm_epsilon=cfg['batch_norm_epsilon'], pointwise=pointwise,
-                trainable_scopes=scope_list(cfg.get('trainable_scopes', '')) if is_training else None)
+                trainable_scopes=scope_list(cfg.get('trainable_scopes', '')) if is_training else None,
+                dropout_seed=tower_seed)
             if not logits:
                 first_tower_updates = len(updates)
             logits.append(tower_logits)
@@ -230,8 +234,11 @@ def session_config(cfg):
 def training_step(cfg, images, labels, num_classes, global_step, lr, class_weights=None):
     """(loss, accuracy, minimize op, model variables) of the training tower on one batch;
     `class_weights` (one per class) weigh each image's loss by its class."""
+    # Dropout keyed by (seed, step) as the augmentation is: exact on resume, as nothing else
+    # about a step depends on how many steps this process has run.
+    dropout_seed = tf.stack([tf.constant(cfg['seed'], tf.int64), tf.cast(global_step, tf.int64)])
     logits = build_model(images, cfg, num_classes, is_training=True, towers=training_towers(cfg),
-                         pointwise=training_pointwise(cfg))
+                         pointwise=training_pointwise(cfg), dropout_seed=dropout_seed)
     # Before the optimizer adds its slots under the same scope.
     model_variables = v1.global_variables(scope='MobilenetV1/')
     _check_scopes('trainable_scopes', cfg['trainable_scopes'], model_variables)
@@ -288,7 +295,7 @@ def build_graph(cfg, data, steps_per_epoch):
         g.state_feeds = {k: v1.placeholder(v.dtype.base_dtype, [], k) for k, v in g.state.items()}
         g.set_state = tf.group([v.assign(g.state_feeds[k]) for k, v in g.state.items()])
 
-    images, labels, g.train_init, g.train_feed = _input_pipeline(cfg, data, 'train', num_classes,
+    images, labels, g.train_init, g.train_feed = run_data.input_pipeline(cfg, data, 'train', num_classes,
                                                                  training=True)
     progress = tf.cast(g.epoch, tf.float32) + tf.cast(g.step_in_epoch, tf.float32) / steps_per_epoch
     g.lr = learning_rate(cfg, progress)
@@ -308,9 +315,9 @@ def build_graph(cfg, data, steps_per_epoch):
 
     g.eval = {}
     for split in ('test', 'val'):
-        if not split_size(data, split):
+        if not run_data.split_size(data, split):
             continue
-        images, labels, init, feed = _input_pipeline(cfg, data, split, num_classes, training=False)
+        images, labels, init, feed = run_data.input_pipeline(cfg, data, split, num_classes, training=False)
         logits = build_model(images, cfg, num_classes, False, reuse=True, getter=eval_getter,
                              towers=training_towers(cfg), pointwise=training_pointwise(cfg))
         # Images counted as they come: a streamed split may skip some that do not decode.
@@ -391,82 +398,6 @@ def restore_pretrained(sess, variables, path, exclude_scopes=''):
     return prefix, restored, skipped
 
 
-def load_data(cfg):
-    """{'<split>_images', '<split>_labels' for train, val and test, 'label_names'}: arrays, or
-    for a streamed split (datasets.py) Files or Records as '<split>_images' and None labels;
-    with --class_weights balanced, 'class_weights' too."""
-    data = _load_own_data(cfg) if cfg['dataset'] != 'cifar10' else _load_cifar10(cfg)
-    if cfg['class_weights'] == 'balanced':
-        data['class_weights'] = balanced_class_weights(data, len(data['label_names']))
-    return data
-
-
-def _load_cifar10(cfg):
-    data_utils.ensure_cifar10(cfg['data_dir'], archive=cfg['cifar_archive'] or None)
-    data = data_utils.load_cifar10(cfg['data_dir'])
-    if cfg['val_size'] >= len(data['train_labels']):
-        raise UsageError('--val_size %d leaves no training images (there are %d)'
-                         % (cfg['val_size'], len(data['train_labels'])))
-    (data['train_images'], data['train_labels'],
-     data['val_images'], data['val_labels']) = data_utils.split_validation(
-        data['train_images'], data['train_labels'], cfg['val_size'], seed=cfg['seed'])
-    return data
-
-
-def _load_own_data(cfg):
-    if cfg['dataset'] == 'folder':
-        splits = datasets.load_folder(cfg['data_dir'], cfg['val_size'], cfg['test_size'],
-                                      cfg['seed'])
-    else:
-        splits = datasets.load_tfrecord(cfg['data_dir'])
-    names = splits['label_names']
-    data = dict(label_names=names)
-    for split in ('train', 'val', 'test'):
-        source = splits[split]
-        if cfg['image_size'] == datasets.CACHED_SIZE and datasets.split_size(source):
-            # Small images: decoded once, held in memory, augmented as CIFAR-10's pickles are.
-            data[split + '_images'], data[split + '_labels'] = datasets.decode_into_memory(
-                source, len(names), split)
-        elif not datasets.split_size(source):
-            data[split + '_images'] = np.zeros((0,) + data_utils.IMAGE_SHAPE, np.uint8)
-            data[split + '_labels'] = np.zeros(0, np.int64)
-        else:
-            data[split + '_images'], data[split + '_labels'] = source, None
-    if not datasets.split_size(data['train_images']):
-        raise UsageError('--data_dir %s: no training image decodes' % cfg['data_dir'])
-    return data
-
-
-def balanced_class_weights(data, num_classes):
-    """scikit-learn's 'balanced' weights of the training split: images / (classes x images of
-    the class), so that every class weighs the same in the loss; a class without images, 0."""
-    counts = datasets.class_counts(data['train_images'], data['train_labels'], num_classes)
-    return np.divide(counts.sum(), num_classes * counts, out=np.zeros(num_classes),
-                     where=counts > 0)
-
-
-def split_size(data, split):
-    """Images in a split of load_data's dict (those of a streamed split as listed)."""
-    return datasets.split_size(data[split + '_images'])
-
-
-def _input_pipeline(cfg, data, split, num_classes, training):
-    images = data[split + '_images']
-    batch_size = cfg['batch_size'] if training else cfg['eval_batch_size']
-    if isinstance(images, (datasets.Files, datasets.Records)):
-        return image_pipeline.input_pipeline(images, num_classes, batch_size, training,
-                                             cfg['image_size'], seed=cfg['seed'],
-                                             augment=cfg['augment'])
-    return data_utils.input_pipeline(
-        images, data[split + '_labels'], batch_size, training=training, augment=cfg['augment'],
-        image_size=cfg['image_size'], seed=cfg['seed'], cutout=cfg['cutout'])
-
-
-def steps_in_epoch(cfg, num_train):
-    """--steps_per_epoch, or one pass over the training set."""
-    return cfg['steps_per_epoch'] or num_train // cfg['batch_size']
-
-
 # Values a resumed run may change, at the price of a jump in the learning rate.
 SCHEDULE_KEYS = ('epochs', 'lr', 'lr_schedule', 'lr_decay', 'lr_step_epochs', 'lr_step_factor',
                  'warmup_epochs')
@@ -484,11 +415,10 @@ def check_resume_config(cfg, path, label_names=None):
     if not os.path.exists(path):
         return
     try:
-        with open(path) as f:
-            # Defaults for values older runs did not record.
-            saved = dict(config.DEFAULTS, **json.load(f))
-    except (OSError, ValueError) as e:
-        raise UsageError('%s: cannot read (%s); use another --ckpt_dir' % (path, e)) from e
+        # Defaults for values older runs did not record.
+        saved = dict(config.DEFAULTS, **checkpoints.load_config(path))
+    except checkpoints.ModelError as e:
+        raise UsageError('%s; use another --ckpt_dir' % e) from e
     for key, value in resume_signature(cfg).items():
         if resume_signature(saved)[key] != value:
             raise UsageError('--%s %s differs from the run being resumed in %s (%s); use another '

@@ -15,8 +15,8 @@ import convert_to_tfrecord
 import data_utils
 import datasets
 import image_pipeline
+import run_data
 import train
-import training
 
 v1 = tf.compat.v1
 
@@ -43,7 +43,7 @@ def test_folder_tfrecord_and_pickles_give_the_same_images(tiny_cifar, tmp_path):
                                                shards=3, name='tiny')
     assert written == dict(train=160, test=40) and bad == []
     for dataset, data_dir in (('folder', tmp_path / 'folder'), ('tfrecord', tmp_path / 'rec')):
-        data = training.load_data(cli.parse_config(['--dataset', dataset, '--data_dir',
+        data = run_data.load_data(cli.parse_config(['--dataset', dataset, '--data_dir',
                                                     str(data_dir)]))
         assert data['label_names'] == pickles['label_names']
         for split in ('train', 'test'):
@@ -223,7 +223,7 @@ def test_inception_crops_are_keyed_and_the_eval_view_is_the_centre():
     other = image_pipeline.train_crop(image, 24, tf.constant([1, 3], tf.int64))
     assert first.shape == (24, 24, 3) and first.dtype == tf.float32
     assert np.array_equal(first, again) and not np.array_equal(first, other)
-    centre = image_pipeline.eval_crop(image, 24)
+    centre = image_pipeline.eval_view(image, 24)
     # tf.image.central_crop: int((60 - 52.5) / 2) = 3 rows and int((80 - 70) / 2) = 5 columns off.
     expected = tf.image.resize(tf.cast(image[3:57, 5:75], tf.float32), [24, 24])
     np.testing.assert_allclose(centre, expected, atol=1e-4)

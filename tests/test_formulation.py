@@ -56,10 +56,12 @@ def test_matmul_computes_what_conv2d_computes(stem, width, explicit_padding, tow
     np.testing.assert_allclose(mm_loss, conv_loss, rtol=1e-5)
     assert sorted(mm_grads) == sorted(conv_grads)
     for name, grad in conv_grads.items():
-        # Float32 round-off grown through up to 28 layers of batch-norm backprop: measured at
-        # most 1.8e-4 of the gradient's norm with either kernel family; a wrong formula is ~1.
+        # Float32 round-off grown through up to 28 layers of batch-norm backprop (over two
+        # images a tower here): measured at most 1.8e-4 of the gradient's norm on 2 cores with
+        # either kernel family, 9.3e-3 on one core (oneDNN's single-thread kernels sum in
+        # another order); a wrong formula is ~1.
         error = np.linalg.norm(mm_grads[name] - grad) / (np.linalg.norm(grad) + 1e-12)
-        assert error < 2e-3, (name, error)
+        assert error < 3e-2, (name, error)
 
 
 def test_matmul_takes_images_of_unknown_size():

@@ -324,7 +324,8 @@ def test_predict_prints_top_k_names_for_images_of_any_size(frozen, image_files, 
     results = json.loads(lines[-1])
     assert [r['image'] for r in results] == image_files
     model = inference.load_model(path)
-    expected = model.predict(np.stack([predict.read_image(p, 32) for p in image_files]))
+    expected = model.predict(inference.photo_views([predict.read_image(p) for p in image_files],
+                                                   32, 1.0))
     for line, result, row in zip(lines, results, expected):
         assert line.startswith(result['image'] + ': ')
         top = result['top_k']

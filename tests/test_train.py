@@ -146,6 +146,28 @@ def test_resume_continues_step_epoch_lr_and_weights(capsys, tiny_cifar, tmp_path
     assert code == 0 and len(metrics(tmp_path)) == 3 and json.loads(out[-1])['epochs'] == 3
 
 
+def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one_dropout_and_all(
+        capsys, tiny_cifar, tmp_path, monkeypatch):
+    # Heavy dropout, augmentation on: every random draw must come back the same after resume.
+    flags = ['--epochs', '2', '--steps_per_epoch', '4', '--dropout_keep_prob', '0.5',
+             '--optimizer', 'momentum', '--eval_every', '2']
+    code, _, err = run(capsys, tiny_cifar, tmp_path / 'whole', *flags)
+    assert code == 0, err
+    interrupt_after_steps(monkeypatch, 3)
+    code, _, _ = run(capsys, tiny_cifar, tmp_path / 'cut', *flags)
+    assert code == 130
+    monkeypatch.undo()
+    code, _, err = run(capsys, tiny_cifar, tmp_path / 'cut', *flags)
+    assert code == 0, err
+    whole = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / 'whole')))
+    cut = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / 'cut')))
+    names = [n for n in whole.get_variable_to_shape_map() if n.startswith('MobilenetV1/')]
+    assert len(names) > 100
+    for name in names:
+        np.testing.assert_array_equal(cut.get_tensor(name), whole.get_tensor(name), err_msg=name)
+    assert metrics(tmp_path / 'cut')[-1]['test_loss'] == metrics(tmp_path / 'whole')[-1]['test_loss']
+
+
 def write_imagenet_checkpoint(path, width=0.25):
     """A stand-in for slim's mobilenet_v1_<width>_224.ckpt: same names, a 1001-class head."""
     with tf.Graph().as_default():
@@ -226,6 +248,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, t
     (['--width', '0'], '--width must be a finite number greater than 0'),
     (['--ckpt_dir', '/dev/null/ckpt'], '--ckpt_dir /dev/null/ckpt: cannot create it'),
     (['--batch_size', '4096'], '--batch_size 4096 is larger than the 160 training images'),
+    (['--seed', '-1'], '--seed must be from 0 to 4294967295, got -1'),
+    (['--seed', '4294967296'], '--seed must be from 0 to 4294967295, got 4294967296'),
 ])
 def test_bad_flags_get_one_line(capsys, tiny_cifar, tmp_path, flags, message):
     code, _, err = run(capsys, tiny_cifar, tmp_path, *flags)
@@ -306,11 +330,21 @@ def test_sigterm_saves_like_ctrl_c_and_the_handler_is_given_back(capsys, tiny_ci
         return real_update(self, n)
 
     monkeypatch.setattr(trainer.tqdm, 'update', terminated_update)
+    real_save = v1.train.Saver.save
+
+    def save_terminated_again(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # a second kill while the first one's save runs
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(v1.train.Saver, 'save', save_terminated_again)
     code, _, err = run(capsys, tiny_cifar, tmp_path, '--preset', 'seed', '--epochs', '1',
                        '--steps_per_epoch', '6')
-    assert code == 130 and 'run the same command to resume' in err
+    # 143 = 128 + SIGTERM, as a shell reports a process ended by it; the save was finished.
+    assert code == 143 and 'run the same command to resume' in err
+    assert 'Still saving the checkpoint; exiting once it is written.' in err
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith('model.ckpt-3')
     assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_an_interrupt_during_evaluation_resumes_into_that_evaluation(capsys, tiny_cifar, tmp_path,
@@ -425,7 +459,8 @@ def test_resume_notes_a_changed_schedule_and_extends_the_run(capsys, tiny_cifar,
 def test_a_fresh_run_does_not_overwrite_another_runs_metrics(capsys, tiny_cifar, tmp_path):
     (tmp_path / 'metrics.jsonl').write_text('{"epoch": 1, "test_accuracy": 0.5}\n')
     code, _, err = run(capsys, tiny_cifar, tmp_path, '--epochs', '1', '--steps_per_epoch', '1')
-    assert code == 2 and 'holds the metrics.jsonl of another run but no checkpoint' in err
+    assert code == 2 and 'holds a metrics.jsonl and no checkpoint but not the config.json of ' \
+        'its run' in err
     assert (tmp_path / 'metrics.jsonl').read_text() == '{"epoch": 1, "test_accuracy": 0.5}\n'
 
 
