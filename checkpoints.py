@@ -61,12 +61,14 @@ def _step(prefix):
 def candidates(folder):
     """The checkpoint prefixes in a folder, newest (highest step) first: those the "checkpoint"
     index lists and any other with a .index file, so that an index file that is damaged, or
-    lists files since deleted, hides none."""
+    lists files since deleted, hides none. A listed path in another folder (an index of
+    absolute paths, in a run since copied or moved) stands for the file of that name here: the
+    copy's savers must never read, or prune, the original's."""
     listed = []
     try:
         state = tf.train.get_checkpoint_state(folder)
         if state:
-            listed = [p if os.path.isabs(p) else os.path.join(folder, p)
+            listed = [os.path.join(folder, os.path.basename(p))
                       for p in list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]]
     except Exception:  # garbage in the index file: text_format's errors, UnicodeDecodeError...
         listed = []

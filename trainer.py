@@ -4,6 +4,7 @@ train.py's work once its flags are resolved and TensorFlow is imported; Ctrl-C a
 save a checkpoint that the same command resumes from.
 """
 import contextlib
+import fcntl
 import glob
 import json
 import math
@@ -25,6 +26,9 @@ from cli import UsageError
 
 v1 = tf.compat.v1
 
+# In a run's folder while train.py trains it: the process's id, under an exclusive lock.
+LOCK_FILE = 'train.lock'
+
 
 def write_scalars(writer, step, values):
     summary = v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
@@ -40,6 +44,39 @@ def train(cfg):
         os.makedirs(ckpt_dir, exist_ok=True)
     except OSError as e:
         raise UsageError('--ckpt_dir %s: cannot create it (%s)' % (ckpt_dir, e.strerror)) from e
+    with owning(ckpt_dir):
+        return train_in(cfg, ckpt_dir)
+
+
+@contextlib.contextmanager
+def owning(ckpt_dir):
+    """Two trainings in one folder would interleave their checkpoints and metrics: a second is
+    refused while the first holds the folder's lock, which the kernel releases however the first
+    ends (a SIGKILL too), so a lock is never stale."""
+    path = os.path.join(ckpt_dir, LOCK_FILE)
+    try:
+        f = open(path, 'a+')
+    except OSError as e:
+        raise UsageError('%s: cannot write (%s)' % (path, e.strerror)) from e
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip()
+            raise UsageError('--ckpt_dir %s is in use by another training%s; wait for it to end, '
+                             'or use another --ckpt_dir' % (
+                                 ckpt_dir, ' (process %s)' % holder if holder.isdigit() else ''))
+        except OSError:
+            pass  # a filesystem without locks (some network mounts): unguarded, as before
+        f.seek(0)
+        f.truncate()
+        f.write('%d\n' % os.getpid())
+        f.flush()
+        yield
+
+
+def train_in(cfg, ckpt_dir):
     config_path = os.path.join(ckpt_dir, 'config.json')
     latest, damaged = checkpoints.newest_intact(ckpt_dir)
     metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
@@ -59,6 +96,10 @@ def train(cfg):
     cfg = dict(cfg, steps_per_epoch=run_data.steps_in_epoch(cfg, num_train))
     if latest or unsaved:
         training.check_resume_config(cfg, config_path, data['label_names'])
+    if latest and not os.path.exists(config_path):
+        print('Note: %s has checkpoints but no config.json: resuming with this command\'s flags, '
+              'unchecked against the run\'s (the checkpoint\'s shapes are checked); a new '
+              'config.json is written' % ckpt_dir, flush=True)
     if unsaved:
         read_metrics(metrics_path, 0)
         print('Note: %s holds no intact checkpoint of this run (it stopped before its first '
@@ -103,6 +144,14 @@ def train(cfg):
 
 
 def resume(sess, g, latest, cfg, damaged):
+    # Saver.restore would take weights of other shapes and fail steps later in a reshape.
+    _, shapes = checkpoints.open_checkpoint(latest)
+    _, mismatched = checkpoints.match_variables(v1.global_variables(), shapes)
+    if mismatched:
+        raise UsageError('%s: cannot resume from it (%s%s); it is a checkpoint of a model of other '
+                         'flags: use them, or another --ckpt_dir' % (
+                             latest, mismatched[0], ', and %d more' % (len(mismatched) - 1)
+                             if len(mismatched) > 1 else ''))
     try:
         g.saver.restore(sess, latest)
     except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:

@@ -418,7 +418,8 @@ def check_resume_config(cfg, path, label_names=None):
         # Defaults for values older runs did not record.
         saved = dict(config.DEFAULTS, **checkpoints.load_config(path))
     except checkpoints.ModelError as e:
-        raise UsageError('%s; use another --ckpt_dir' % e) from e
+        raise UsageError('%s; fix or delete it (resume then takes this command\'s flags), or '
+                         'use another --ckpt_dir' % e) from e
     for key, value in resume_signature(cfg).items():
         if resume_signature(saved)[key] != value:
             raise UsageError('--%s %s differs from the run being resumed in %s (%s); use another '

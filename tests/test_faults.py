@@ -378,3 +378,208 @@ def test_a_tflite_model_that_takes_no_image_batch_is_one_line(capsys, tmp_path):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith('%s: error: %s: takes [1, 3, 32, 32] and gives '
                                                    % (script, nchw)), err
+
+
+# A real SIGKILL at a chosen moment of epoch 2: the process dies as an OOM kill or power loss
+# leaves it, without the interrupt's save.
+KILL = '''
+import os, signal, sys
+import tensorflow as tf
+import train, training
+moment, argv = sys.argv[1], sys.argv[2:]
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+if moment == 'mid-evaluation':
+    real_score, scores = training.score, []
+    def score(*args, **kwargs):
+        scores.append(1)
+        if len(scores) == 2:
+            die()
+        return real_score(*args, **kwargs)
+    training.score = score
+else:
+    real_save, saves = tf.compat.v1.train.Saver.save, []
+    def save(self, sess, prefix, **kwargs):
+        if prefix.endswith(os.sep + 'run' + os.sep + 'model.ckpt'):
+            saves.append(1)
+            if len(saves) == 2:
+                if moment == 'before the save':
+                    die()
+                path = real_save(self, sess, prefix, **kwargs)
+                data = path + '.data-00000-of-00001'  # the data cut short, as a lost write leaves it
+                os.truncate(data, os.path.getsize(data) // 2)
+                die()
+        return real_save(self, sess, prefix, **kwargs)
+    tf.compat.v1.train.Saver.save = save
+sys.exit(train.main(argv))
+'''
+
+
+@pytest.mark.parametrize('moment', ['mid-evaluation', 'before the save', 'mid-save'])
+def test_a_sigkill_loses_only_the_epoch_it_was_in(capsys, tiny_cifar, tmp_path, moment):
+    import subprocess
+    import sys
+    run = tmp_path / 'run'
+    argv = RUN[:-4] + ['--epochs', '3', '--steps_per_epoch', '2', '--data_dir', str(tiny_cifar),
+                       '--ckpt_dir', str(run)]
+    killed = subprocess.run([sys.executable, '-c', KILL, moment] + argv, capture_output=True,
+                            text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    epochs_seen = len((run / 'metrics.jsonl').read_text().splitlines())
+    assert epochs_seen == (1 if moment == 'mid-evaluation' else 2)
+    assert train.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert 'Resuming from %s' % (run / 'model.ckpt-2') in out
+    if moment == 'mid-save':
+        assert 'note: %s is damaged (' % (run / 'model.ckpt-4') in err
+    records = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
+    assert [(r['epoch'], r['step']) for r in records] == [(1, 2), (2, 4), (3, 6)]
+    assert checkpoints.newest_intact(str(run), say=False)[0] == str(run / 'model.ckpt-6')
+
+
+def moved(trained, tmp_path):
+    run = tmp_path / 'elsewhere' / 'run'
+    shutil.copytree(trained, tmp_path / 'original')
+    (tmp_path / 'elsewhere').mkdir()
+    os.rename(tmp_path / 'original', run)
+    return run, None
+
+
+def copied(trained, tmp_path):
+    original = tmp_path / 'original'
+    shutil.copytree(trained, original)
+    # The index names the original's files by absolute path, as a Saver without
+    # save_relative_paths (slim's, this repository's before) writes it.
+    (original / 'checkpoint').write_text(''.join(
+        '%s: "%s"\n' % (key, original / name) for key, name in (
+            ('model_checkpoint_path', 'model.ckpt-4'), ('all_model_checkpoint_paths', 'model.ckpt-2'),
+            ('all_model_checkpoint_paths', 'model.ckpt-4'))))
+    shutil.copytree(original, tmp_path / 'copy')
+    return tmp_path / 'copy', original
+
+
+@pytest.mark.parametrize('where', [moved, copied])
+def test_a_run_moved_or_copied_resumes_where_it_is(capsys, tiny_cifar, trained, tmp_path, where):
+    run, original = where(trained, tmp_path)
+    before = sorted(os.listdir(original)) if original else None
+    argv = RUN[:-4] + ['--epochs', '3', '--steps_per_epoch', '2', '--data_dir', str(tiny_cifar),
+                       '--ckpt_dir', str(run), '--keep_checkpoints', '2']
+    assert train.main(argv) == 0
+    assert 'Resuming from %s' % (run / 'model.ckpt-4') in capsys.readouterr().out
+    assert sorted(p for p in os.listdir(run) if p.endswith('.index')) == [
+        'model.ckpt-4.index', 'model.ckpt-6.index']
+    if original:  # the copy's saver pruned its own checkpoints, not the original's
+        assert sorted(os.listdir(original)) == before
+    assert freeze_graph.main(['--ckpt', str(run), '--output', str(tmp_path / 'm.pb'),
+                              '--tflite', 'none']) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])['checkpoint'] == str(
+        run / 'model.ckpt-6')
+
+
+def test_a_run_without_its_config_json_resumes_and_checks_the_shapes(capsys, tiny_cifar,
+                                                                     trained, tmp_path):
+    run = tmp_path / 'run'
+    shutil.copytree(trained, run)
+    (run / 'config.json').unlink()
+    wider = RUN[:1] + ['0.5'] + RUN[2:] + ['--data_dir', str(tiny_cifar), '--ckpt_dir', str(run)]
+    assert train.main(wider) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        'train.py: error: %s: cannot resume from it (MobilenetV1/Conv2d_0/weights has shape '
+        '[3, 3, 3, 8] in the checkpoint, [3, 3, 3, 16] in the model, and ' % (run / 'model.ckpt-4'))
+    assert not (run / 'config.json').exists()
+    argv = RUN[:-4] + ['--epochs', '3', '--steps_per_epoch', '2', '--data_dir', str(tiny_cifar),
+                       '--ckpt_dir', str(run)]
+    assert train.main(argv) == 0
+    out = capsys.readouterr().out
+    assert 'has checkpoints but no config.json: resuming with this command\'s flags' in out
+    assert checkpoints.load_config(str(run / 'config.json'))['epochs'] == 3
+
+
+def with_config(run, value):
+    if isinstance(value, dict):
+        value = dict(json.loads((run / 'config.json').read_text()), **value)
+    (run / 'config.json').write_text(json.dumps(value))
+
+
+HAND_EDITS = [([], 'holds a JSON list, not the object of settings train.py writes'),
+              ({'width': 'wide'}, 'width is "wide", not a number'),
+              ({'epochs': 2.5}, 'epochs is 2.5, not a whole number'),
+              ({'label_names': [1, 2]}, 'label_names is [1, 2], not a list of class names')]
+
+
+@pytest.mark.parametrize('script', ['train', 'freeze_graph', 'evaluate', 'predict',
+                                    'export_weights'])
+@pytest.mark.parametrize('value,says', HAND_EDITS, ids=['list', 'str', 'float', 'labels'])
+def test_a_hand_edited_config_json_of_the_wrong_type_is_one_line(capsys, tiny_cifar, trained,
+                                                                 tmp_path, script, value, says):
+    run = tmp_path / 'run'
+    shutil.copytree(trained, run)
+    with_config(run, value)
+    argv = {'train': RUN + ['--data_dir', str(tiny_cifar), '--ckpt_dir', str(run)],
+            'freeze_graph': ['--ckpt', str(run), '--output', str(tmp_path / 'f' / 'm.pb')],
+            'evaluate': [str(run), '--data_dir', str(tiny_cifar)],
+            'predict': [str(run), a_photo(tmp_path)],
+            'export_weights': [str(run), str(tmp_path / 'export')]}[script]
+    main = {'train': train.main, 'freeze_graph': freeze_graph.main, 'evaluate': evaluate.main,
+            'predict': predict.main, 'export_weights': export_weights.main}[script]
+    before = sorted(os.listdir(run))
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('%s.py: error: ' % script), err
+    assert '%s: %s' % (run / 'config.json', says) in err[0]
+    assert sorted(os.listdir(run)) == before
+    assert not (tmp_path / 'f').exists() and not (tmp_path / 'export').exists()
+
+
+def test_benchmark_names_a_damaged_cifar_batch(capsys, tiny_cifar, tmp_path):
+    import benchmark
+    data = tmp_path / 'cifar'
+    shutil.copytree(tiny_cifar, data)
+    batch = data / 'data_batch_3'
+    batch.write_bytes(batch.read_bytes()[:500])
+    assert benchmark.main(['--width', '0.25', '--batch_size', '16', '--steps', '1', '--warmup',
+                           '1', '--repeats', '1', '--latency_runs', '1', '--matmul_size', '64',
+                           '--matmul_iters', '1', '--skip_keras', '--skip_torch',
+                           '--data_dir', str(data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith('benchmark.py: error: %s: cannot unpickle (' % batch), err
+
+
+def test_an_export_onto_a_full_disk_leaves_the_earlier_export_whole(capsys, trained, tmp_path,
+                                                                    monkeypatch):
+    out = tmp_path / 'export'
+    assert export_weights.main([str(trained / 'model.ckpt-2'), str(out)]) == 0
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+
+    def copyfile(source, target):
+        raise OSError(28, 'No space left on device', target)
+    monkeypatch.setattr(export_weights.shutil, 'copyfile', copyfile)
+    capsys.readouterr()
+    assert export_weights.main([str(trained), str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('export_weights.py: error: %s' % out), err
+    assert err[0].endswith(': No space left on device')
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+
+
+def test_a_second_training_in_the_same_folder_is_refused(capsys, tiny_cifar, trained, tmp_path):
+    import fcntl
+    run = tmp_path / 'run'
+    shutil.copytree(trained, run)
+    before = {name: (run / name).read_bytes() for name in os.listdir(run)
+              if name not in ('best', 'train.lock')}
+    argv = RUN[:-4] + ['--epochs', '3', '--steps_per_epoch', '2', '--data_dir', str(tiny_cifar),
+                       '--ckpt_dir', str(run)]
+    with open(run / 'train.lock', 'a+') as held:  # as the first training holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.truncate(0)
+        held.write('4242\n')
+        held.flush()
+        assert train.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ['train.py: error: --ckpt_dir %s is in use by another training (process '
+                       '4242); wait for it to end, or use another --ckpt_dir' % run]
+        assert {name: (run / name).read_bytes() for name in before} == before
+    assert train.main(argv) == 0  # the lock goes with the process that held it
+    assert (run / 'train.lock').read_text() == '%d\n' % os.getpid()
