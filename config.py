@@ -52,7 +52,7 @@ DEFAULTS = dict(
     regularize_depthwise=False,   # also L2-decay the depthwise filters (slim: no)
     label_smoothing=0.1,          # mix one-hot targets with the uniform distribution by this much
     class_weights='',             # 'balanced': weigh each image's loss by images / (classes x images of its class); '': all 1
-    batch_size=128,               # training batch size
+    batch_size=128,               # training batch size: the global batch, shared out equally between the workers TF_CONFIG lists (and their GPUs)
     onednn='auto',                # CPU kernels: 'on' oneDNN's, 'off' TensorFlow's own (Eigen); 'auto' the faster for this CPU (cpu_kernels.py)
     pointwise='auto',             # 1x1 convolutions in training as 'conv2d' or 'matmul' (same variables and numbers); 'auto': matmul
     towers='auto',                # network copies (slim's clones) that split each batch, run side by side; 'auto': 2 on a CPU of 2+ cores if each gets 32+ images, else 1 (cpu_kernels.py)
@@ -60,6 +60,7 @@ DEFAULTS = dict(
     mixed_precision=False,        # float16 on GPUs with dynamic loss scaling (graph rewrite); no effect on CPU
     epochs=30,                    # epochs to train (a resumed run stops at the same total)
     steps_per_epoch=0,            # steps in an epoch (0: one pass over the training set)
+    worker_timeout=300.0,         # with TF_CONFIG: seconds a step (and the start) waits for every worker before stopping with the lost one's name
 
     # Checkpoints and evaluation
     ckpt_dir='ckpt',              # checkpoints, metrics.jsonl, config.json and TensorBoard events

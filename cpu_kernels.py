@@ -186,7 +186,7 @@ def settle(cfg, environ=None, flags=None):
     else:
         onednn = choice['onednn']
         environ['TF_ENABLE_ONEDNN_OPTS'] = '1' if onednn else '0'
-    towers, towers_why = towers_choice(cfg['towers'], cfg['batch_size'])
+    towers, towers_why = towers_choice(cfg['towers'], cfg['batch_size'] // cfg.get('workers', 1))
     cfg = dict(cfg, onednn='on' if onednn else 'off', pointwise=choice['pointwise'],
                towers=towers, cpu=instruction_set(flags))
     line = 'CPU: %s; oneDNN %s (%s)%s; 1x1 convolutions as %s (%s); %d tower%s (%s)' % (

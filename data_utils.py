@@ -406,7 +406,7 @@ def _cutout(images, size, key):
 # --------------------------------------------------------------------------
 
 def input_pipeline(images, labels, batch_size, training, augment=True, image_size=32, seed=0,
-                   cutout=0):
+                   cutout=0, worker=(0, 1)):
     """A graph-mode tf.data pipeline over uint8 NHWC images and integer labels.
 
     Returns (images_batch, labels_batch, initializer, feed): images_batch is
@@ -423,6 +423,10 @@ def input_pipeline(images, labels, batch_size, training, augment=True, image_siz
     so a resumed run continues its epoch instead of replaying another. Past one
     pass it reshuffles and goes on. training=False: every image exactly once
     per initialisation, in order, the last batch possibly short.
+
+    worker=(i, n), training: every worker draws the same batches and keeps the i-th of n equal
+    slices of each, as towers split a batch: together the n workers train on the batches of
+    one process, an epoch is one pass over the set, and resume skips the same batches.
     """
     if len(images) != len(labels) or not len(images):
         raise ValueError('input_pipeline: need equally many images and labels, at least one; '
@@ -431,6 +435,11 @@ def input_pipeline(images, labels, batch_size, training, augment=True, image_siz
     def to_model_input(batch_images, batch_labels, key=None):
         if key is not None and augment:
             batch_images = augment_batch(batch_images, key, cutout=cutout)
+        if key is not None and worker[1] > 1:
+            # Augmented whole (the draws are the batch's), then sliced: cheap at 32x32.
+            share = batch_size // worker[1]
+            batch_images = batch_images[worker[0] * share:(worker[0] + 1) * share]
+            batch_labels = batch_labels[worker[0] * share:(worker[0] + 1) * share]
         batch_images = tf.cast(batch_images, tf.float32)
         if image_size != IMAGE_SHAPE[0]:
             batch_images = tf.image.resize(batch_images, [image_size, image_size])

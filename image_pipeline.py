@@ -89,9 +89,13 @@ def sample_views(split, num_classes, count, size, fraction, seed=0):
     return np.stack(images)
 
 
-def input_pipeline(split, num_classes, batch_size, training, image_size, seed=0, augment=True):
+def input_pipeline(split, num_classes, batch_size, training, image_size, seed=0, augment=True,
+                   worker=(0, 1)):
     """(images_batch float32 [B, S, S, 3], labels_batch int32 [B], initializer, feed) over a
-    Files or Records split; as data_utils.input_pipeline, whose feed it shares."""
+    Files or Records split; as data_utils.input_pipeline, whose feed and `worker` slices it
+    shares (sliced before decoding: a worker reads only its own images)."""
+    share = batch_size // worker[1] if training else batch_size
+    first = worker[0] * share
     with tf.name_scope('train_input' if training else 'eval_input'):
         epoch_ph = v1.placeholder_with_default(tf.constant(0, tf.int64), [], 'epoch')
         skip_ph = v1.placeholder_with_default(tf.constant(0, tf.int64), [], 'skip_batches')
@@ -114,17 +118,17 @@ def input_pipeline(split, num_classes, batch_size, training, image_size, seed=0,
             # what is left of it. Each image's augmentation is keyed by (epoch, batch, place).
             dataset = dataset.repeat().batch(batch_size, drop_remainder=True).enumerate()
             dataset = dataset.skip(skip_ph).flat_map(
-                lambda index, batch: tf.data.Dataset.from_tensor_slices(
-                    batch + (tf.stack([tf.fill([batch_size], epoch_seed),
-                                       index * batch_size + tf.range(batch_size, dtype=tf.int64)],
-                                      axis=1),)))
+                lambda index, batch: tf.data.Dataset.from_tensor_slices(tuple(
+                    part[first:first + share] for part in batch + (tf.stack(
+                        [tf.fill([batch_size], epoch_seed),
+                         index * batch_size + tf.range(batch_size, dtype=tf.int64)], axis=1),))))
             dataset = dataset.map(lambda c, n, l, key: load(c, n, l, key),
                                   num_parallel_calls=_parallel_calls(), deterministic=True)
             dataset = dataset.map(lambda image, label, ok: (image, tf.where(ok, label, -1)))
         else:
             dataset = dataset.map(load, num_parallel_calls=_parallel_calls(), deterministic=True)
             dataset = dataset.filter(lambda image, label, ok: ok).map(lambda i, l, ok: (i, l))
-        dataset = dataset.batch(batch_size, drop_remainder=training).prefetch(2)
+        dataset = dataset.batch(share, drop_remainder=training).prefetch(2)
         options = tf.data.Options()
         options.autotune.enabled = False  # as data_utils.input_pipeline: no stall on re-init
         iterator = v1.data.make_initializable_iterator(dataset.with_options(options))

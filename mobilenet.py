@@ -115,11 +115,14 @@ def _batch_norm(net, is_training, decay, epsilon):
         gamma = v1.get_variable('gamma', [channels], initializer=v1.ones_initializer(),
                                 collections=_MODEL)
         stats = _MODEL + [v1.GraphKeys.MOVING_AVERAGE_VARIABLES]
+        # Under tf.distribute each replica updates its own moving statistics from its own batch
+        # (no all-reduce a layer); the chief's are the ones saved, as slim's first clone's.
+        own = tf.VariableAggregation.ONLY_FIRST_REPLICA
         moving_mean = v1.get_variable('moving_mean', [channels], initializer=v1.zeros_initializer(),
-                                      trainable=False, collections=stats)
+                                      trainable=False, collections=stats, aggregation=own)
         moving_variance = v1.get_variable('moving_variance', [channels],
                                           initializer=v1.ones_initializer(),
-                                          trainable=False, collections=stats)
+                                          trainable=False, collections=stats, aggregation=own)
         if not is_training:
             net, _, _ = v1.nn.fused_batch_norm(net, gamma, beta, moving_mean, moving_variance,
                                                epsilon=epsilon, is_training=False)

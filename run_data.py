@@ -68,18 +68,19 @@ def split_size(data, split):
     return datasets.split_size(data[split + '_images'])
 
 
-def input_pipeline(cfg, data, split, num_classes, training):
+def input_pipeline(cfg, data, split, num_classes, training, worker=(0, 1)):
     """(images, labels, initializer, feed) of a split: data_utils.input_pipeline for arrays,
-    image_pipeline.input_pipeline for a streamed split."""
+    image_pipeline.input_pipeline for a streamed split. In training, `worker` (index, count)
+    takes that worker's slice of each global batch of --batch_size."""
     images = data[split + '_images']
     batch_size = cfg['batch_size'] if training else cfg['eval_batch_size']
     if isinstance(images, (datasets.Files, datasets.Records)):
         return image_pipeline.input_pipeline(images, num_classes, batch_size, training,
                                              cfg['image_size'], seed=cfg['seed'],
-                                             augment=cfg['augment'])
+                                             augment=cfg['augment'], worker=worker)
     return data_utils.input_pipeline(
         images, data[split + '_labels'], batch_size, training=training, augment=cfg['augment'],
-        image_size=cfg['image_size'], seed=cfg['seed'], cutout=cfg['cutout'])
+        image_size=cfg['image_size'], seed=cfg['seed'], cutout=cfg['cutout'], worker=worker)
 
 
 def steps_in_epoch(cfg, num_train):

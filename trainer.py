@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 import checkpoints
 import datasets
+import distributed
 import run_data
 import training
 from cli import UsageError
@@ -36,16 +37,18 @@ def write_scalars(writer, step, values):
     writer.flush()
 
 
-def train(cfg):
-    """Train (or resume) the run in cfg['ckpt_dir']; return the summary dict."""
+def train(cfg, cluster=None):
+    """Train (or resume) the run in cfg['ckpt_dir']; return the summary dict. With a `cluster`
+    (cluster.Cluster), as one of its workers: worker 0, the chief, alone writes the folder."""
     training.check_config(cfg)
     ckpt_dir = cfg['ckpt_dir']
+    chief = cluster is None or cluster.is_chief
     try:
         os.makedirs(ckpt_dir, exist_ok=True)
     except OSError as e:
         raise UsageError('--ckpt_dir %s: cannot create it (%s)' % (ckpt_dir, e.strerror)) from e
-    with owning(ckpt_dir):
-        return train_in(cfg, ckpt_dir)
+    with owning(ckpt_dir) if chief else contextlib.nullcontext():
+        return train_in(cfg, ckpt_dir, cluster)
 
 
 @contextlib.contextmanager
@@ -76,7 +79,8 @@ def owning(ckpt_dir):
         yield
 
 
-def train_in(cfg, ckpt_dir):
+def train_in(cfg, ckpt_dir, cluster):
+    chief = cluster is None or cluster.is_chief
     config_path = os.path.join(ckpt_dir, 'config.json')
     latest, damaged = checkpoints.newest_intact(ckpt_dir)
     metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
@@ -101,7 +105,8 @@ def train_in(cfg, ckpt_dir):
               'unchecked against the run\'s (the checkpoint\'s shapes are checked); a new '
               'config.json is written' % ckpt_dir, flush=True)
     if unsaved:
-        read_metrics(metrics_path, 0)
+        if chief:
+            read_metrics(metrics_path, 0)
         print('Note: %s holds no intact checkpoint of this run (it stopped before its first '
               'save was whole); starting it again' % ckpt_dir, flush=True)
     scored = 'test' if run_data.split_size(data, 'test') else 'val' if run_data.split_size(
@@ -114,33 +119,69 @@ def train_in(cfg, ckpt_dir):
         'nothing (no validation or test split: pass --val_size N to hold some images out)'),
         flush=True)
 
-    with tf.Graph().as_default() as graph, v1.Session(config=training.session_config(cfg)) as sess:
-        g = training.build_graph(cfg, data, cfg['steps_per_epoch'])
-        sess.run(g.init)
-        if latest:
-            resume(sess, g, latest, cfg, [prefix for prefix, _ in damaged])
-        elif cfg['load_pretrain']:
-            prefix, restored, skipped = training.restore_pretrained(
-                sess, g.model_variables, cfg['pretrain_path'], cfg['checkpoint_exclude_scopes'])
-            print('Restored %d variables from %s; skipped %d:' % (len(restored), prefix,
-                                                                  len(skipped)), flush=True)
-            for line in skipped:
-                print('  ' + line, flush=True)
-        with writing(config_path):
-            try:
-                with open(config_path + '.tmp', 'w') as f:
-                    json.dump(dict(cfg, label_names=data['label_names']), f, indent=1,
-                              sort_keys=True)
-                os.replace(config_path + '.tmp', config_path)
-            finally:
-                if os.path.exists(config_path + '.tmp'):
-                    os.remove(config_path + '.tmp')
-        writer = v1.summary.FileWriter(ckpt_dir)
-        graph.finalize()  # the loop below must not grow the graph step after step
-        try:
-            return train_loop(cfg, sess, g, writer)
-        finally:
+    with tf.Graph().as_default() as graph:
+        if cluster:
+            worker = distributed.Worker(cluster, training.session_config(cfg),
+                                        cfg['worker_timeout'])
+            with worker.strategy.scope():
+                g = training.build_graph(cfg, data, cfg['steps_per_epoch'], worker.strategy,
+                                         (cluster.index, cluster.size))
+            session = v1.Session(worker.target, config=worker.config)
+            print('Worker %d of %d (%s%s): %d images of each batch of %d' % (
+                cluster.index, cluster.size, cluster.address, ', the chief' if chief else '',
+                training.replica_batch(cfg), cfg['batch_size']), flush=True)
+        else:
+            worker = None
+            g = training.build_graph(cfg, data, cfg['steps_per_epoch'])
+            session = v1.Session(config=training.session_config(cfg))
+        with session as sess:
+            return run_session(cfg, sess, graph, g, worker, latest, damaged, data)
+
+
+def run_session(cfg, sess, graph, g, worker, latest, damaged, data):
+    ckpt_dir, chief = cfg['ckpt_dir'], worker is None or worker.cluster.is_chief
+    # Every worker at once: the variables start from the chief's values (a broadcast).
+    guarded(sess, worker, g.init, starting=True)
+    if latest:
+        resume(sess, g, latest, cfg, [prefix for prefix, _ in damaged])
+    elif cfg['load_pretrain']:
+        prefix, restored, skipped = training.restore_pretrained(
+            sess, g.model_variables, cfg['pretrain_path'], cfg['checkpoint_exclude_scopes'])
+        print('Restored %d variables from %s; skipped %d:' % (len(restored), prefix,
+                                                              len(skipped)), flush=True)
+        for line in skipped:
+            print('  ' + line, flush=True)
+    if chief:
+        write_config(os.path.join(ckpt_dir, 'config.json'),
+                     dict(cfg, label_names=data['label_names']))
+    writer = v1.summary.FileWriter(ckpt_dir) if chief else None
+    graph.finalize()  # the loop below must not grow the graph step after step
+    try:
+        return train_loop(cfg, sess, g, writer, worker)
+    finally:
+        if writer:
             writer.close()
+
+
+def write_config(path, values):
+    with writing(path):
+        try:
+            with open(path + '.tmp', 'w') as f:
+                json.dump(values, f, indent=1, sort_keys=True)
+            os.replace(path + '.tmp', path)
+        finally:
+            if os.path.exists(path + '.tmp'):
+                os.remove(path + '.tmp')
+
+
+def guarded(sess, worker, fetches, feed_dict=None, starting=False):
+    """sess.run; in a cluster with a deadline, a peer's loss raised as distributed.LostWorker."""
+    if worker is None:
+        return sess.run(fetches, feed_dict)
+    try:
+        return sess.run(fetches, feed_dict, options=worker.run_options)
+    except distributed.PEER_ERRORS as e:
+        raise worker.lost(e, starting) from e
 
 
 def resume(sess, g, latest, cfg, damaged):
@@ -229,20 +270,24 @@ def read_metrics(metrics_path, last_epoch):
     return records
 
 
-def train_loop(cfg, sess, g, writer):
-    """Epochs until cfg['epochs']: train, evaluate, log, checkpoint. Ctrl-C saves first."""
+def train_loop(cfg, sess, g, writer, worker=None):
+    """Epochs until cfg['epochs']: train, evaluate, log, checkpoint. Ctrl-C saves first. In a
+    cluster every worker steps and scores in lockstep; the chief alone writes."""
     ckpt_dir, steps_per_epoch = cfg['ckpt_dir'], cfg['steps_per_epoch']
+    chief = worker is None or worker.cluster.is_chief
     prefix = os.path.join(ckpt_dir, 'model.ckpt')
     metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
     # Python holds the committed state, what the last checkpoint says; the graph counts steps.
     epoch, step_in_epoch, best, seconds, wall_before = sess.run(
         [g.epoch, g.step_in_epoch, g.best_accuracy, g.train_seconds, g.wall_seconds])
     step_in_epoch = min(step_in_epoch, steps_per_epoch)
-    records = read_metrics(metrics_path, epoch)
+    records = read_metrics(metrics_path, epoch) if chief else []
     record = records[-1] if records else {}  # what the summary reports if no epoch is left
     resumed_at = time.time()
 
     def save():
+        if not chief:
+            return
         # What a save killed part way left: TensorFlow's temporary files, never read again.
         for stray in glob.glob(os.path.join(glob.escape(ckpt_dir), '*.tempstate*')) + glob.glob(
                 os.path.join(glob.escape(ckpt_dir), checkpoints.BEST_FOLDER, '*.tempstate*')):
@@ -262,7 +307,8 @@ def train_loop(cfg, sess, g, writer):
                        mininterval=1.0 if sys.stderr.isatty() else 30.0)
             stepping = True
             for _ in range(step_in_epoch, steps_per_epoch):
-                _, loss, accuracy, lr = sess.run([g.train_op, g.loss, g.accuracy, g.lr])
+                _, loss, accuracy, lr = guarded(sess, worker,
+                                                [g.train_op, g.loss, g.accuracy, g.lr])
                 if not math.isfinite(loss):
                     raise FloatingPointError(
                         'loss is %s at step %d (epoch %d); stopping without saving%s. Lower --lr '
@@ -311,18 +357,20 @@ def train_loop(cfg, sess, g, writer):
                                best_accuracy=max(best, selection), train_seconds=seconds,
                                wall_seconds=wall)
             best_prefix = os.path.join(ckpt_dir, checkpoints.BEST_FOLDER, 'model.ckpt')
-            if selection > best:
+            if selection > best and chief:
                 with writing(best_prefix):
                     g.best_saver.save(sess, best_prefix, global_step=g.global_step,
                                       write_meta_graph=False)
-            with writing(metrics_path), open(metrics_path, 'a') as f:
-                f.write(json.dumps(record) + '\n')
+            if chief:
+                with writing(metrics_path), open(metrics_path, 'a') as f:
+                    f.write(json.dumps(record) + '\n')
             save()
             epoch, step_in_epoch, steps_done, best = epoch + 1, 0, 0, max(best, selection)
 
-            write_scalars(writer, record['step'], {
-                k: v for k, v in record.items() if k not in ('epoch', 'step', 'skipped_files')
-                and v is not None})
+            if writer:
+                write_scalars(writer, record['step'], {
+                    k: v for k, v in record.items() if k not in ('epoch', 'step', 'skipped_files')
+                    and v is not None})
             print(epoch_line(record, cfg['epochs'], train_time), flush=True)
     except KeyboardInterrupt:
         if bar is not None:
@@ -334,8 +382,12 @@ def train_loop(cfg, sess, g, writer):
                            wall_seconds=wall_before + time.time() - resumed_at)
         with signals_noted():
             save()
-        print('Interrupted: saved %s-%d; run the same command to resume.'
-              % (prefix, sess.run(g.global_step)), file=sys.stderr, flush=True)
+        if chief:
+            print('Interrupted: saved %s-%d; run the same command to resume.'
+                  % (prefix, sess.run(g.global_step)), file=sys.stderr, flush=True)
+        else:
+            print('Interrupted; the chief (worker 0) keeps the checkpoints: run the same command '
+                  'on every worker to resume.', file=sys.stderr, flush=True)
         raise
 
     scored = 'test' if 'test' in g.eval else 'val' if 'val' in g.eval else None
@@ -349,7 +401,7 @@ def train_loop(cfg, sess, g, writer):
                 train_seconds=round(seconds, 1),
                 wall_seconds=round(wall_before + time.time() - resumed_at, 1),
                 images_per_sec=record.get('images_per_sec'),
-                ckpt=checkpoints.newest_intact(ckpt_dir, say=False)[0])
+                ckpt=checkpoints.newest_intact(ckpt_dir, say=False)[0] if chief else None)
 
 
 def epoch_line(record, epochs, train_time):

@@ -64,7 +64,7 @@ def check_config(cfg):
                          ('lr_schedule', ('exponential', 'step', 'cosine', 'linear'))):
         if cfg[key] not in allowed:
             raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
-    for key in ('lr', 'batch_size', 'epochs', 'eval_batch_size', 'keep_checkpoints',
+    for key in ('lr', 'batch_size', 'epochs', 'eval_batch_size', 'keep_checkpoints', 'worker_timeout',
                 'lr_step_epochs', 'eval_every', 'lr_decay', 'lr_step_factor', 'batch_norm_epsilon'):
         if not cfg[key] > 0:
             raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
@@ -75,9 +75,14 @@ def check_config(cfg):
     for key in ('momentum', 'batch_norm_decay', 'ema_decay', 'label_smoothing'):
         if not 0 <= cfg[key] < 1:
             raise UsageError('--%s must be in [0, 1), got %r' % (key, cfg[key]))
-    if cfg['batch_size'] % training_towers(cfg):
-        raise UsageError('--batch_size %d is not a multiple of --towers %d: each tower takes an '
-                         'equal share' % (cfg['batch_size'], training_towers(cfg)))
+    workers = cfg.get('workers', 1)
+    if cfg['batch_size'] % workers:
+        raise UsageError('--batch_size %d (the global batch) is not a multiple of the %d workers '
+                         'TF_CONFIG lists: each takes an equal share' % (cfg['batch_size'], workers))
+    if replica_batch(cfg) % training_towers(cfg):
+        raise UsageError('--batch_size %d%s is not a multiple of --towers %d: each tower takes an '
+                         'equal share' % (cfg['batch_size'], ' (%d a worker)' % replica_batch(cfg)
+                                          if workers > 1 else '', training_towers(cfg)))
     side = data_utils.IMAGE_SHAPE[0]
     if not 0 <= cfg['cutout'] <= side:
         raise UsageError('--cutout must be a side in pixels from 0 (off) to %d, got %r'
@@ -106,14 +111,16 @@ def check_config(cfg):
 
 
 def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, towers=1,
-                pointwise='conv2d', dropout_seed=None):
+                pointwise='conv2d', dropout_seed=None, replica=(0, 1)):
     """Logits of MobileNetV1 on raw 0..255 images; preprocessing is part of the graph.
 
     `getter` is a variable_scope custom getter, e.g. to read weight averages. `towers` > 1
     splits the batch into that many copies of the network sharing one set of variables
     (slim's clones): independent ops that the session runs side by side. `pointwise` is how
     1x1 convolutions are computed (mobilenet.POINTWISE); deployment graphs keep 'conv2d'.
-    `dropout_seed` (int64 [seed, step]) keys each tower's dropout mask (mobilenet_v1's).
+    `dropout_seed` (int64 [seed, step]) keys each tower's dropout mask (mobilenet_v1's);
+    `replica` (this one's index, how many) numbers the towers of every replica apart, so that
+    R replicas of T towers draw the masks of one process with R x T towers.
     """
     net = data_utils.normalize(images, cfg['normalization'])
     parts, size = _split_batch(net, towers)
@@ -122,7 +129,7 @@ def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, 
     with v1.variable_scope(v1.get_variable_scope(), custom_getter=getter):
         for tower, part in enumerate(parts):
             tower_seed = None if dropout_seed is None else tf.stack(
-                [dropout_seed[0], dropout_seed[1] * len(parts) + tower])
+                [dropout_seed[0], (dropout_seed[1] * replica[1] + replica[0]) * len(parts) + tower])
             tower_logits, _ = mobilenet.mobilenet_v1(
                 part, num_classes=num_classes, dropout_keep_prob=cfg['dropout_keep_prob'],
                 is_training=is_training, min_depth=cfg['min_depth'], depth_multiplier=cfg['width'],
@@ -167,7 +174,12 @@ def training_pointwise(cfg):
 
 def training_towers(cfg):
     """cfg's --towers, with 'auto' resolved for this machine as cpu_kernels.settle does."""
-    return cpu_kernels.towers_choice(cfg['towers'], cfg['batch_size'])[0]
+    return cpu_kernels.towers_choice(cfg['towers'], replica_batch(cfg))[0]
+
+
+def replica_batch(cfg):
+    """The images of a step each worker takes: --batch_size is the global batch."""
+    return cfg['batch_size'] // cfg.get('workers', 1)
 
 
 def _split_batch(images, parts):
@@ -231,14 +243,19 @@ def session_config(cfg):
     return config_proto
 
 
-def training_step(cfg, images, labels, num_classes, global_step, lr, class_weights=None):
+def training_step(cfg, images, labels, num_classes, global_step, lr, class_weights=None,
+                  replica=(0, 1)):
     """(loss, accuracy, minimize op, model variables) of the training tower on one batch;
-    `class_weights` (one per class) weigh each image's loss by its class."""
+    `class_weights` (one per class) weigh each image's loss by its class. Under tf.distribute
+    `replica` is (this replica's index, how many): the optimizer sums the replicas' gradients,
+    so each minimizes its share, 1/replicas of its loss, and together they take the step of one
+    process on the global batch."""
     # Dropout keyed by (seed, step) as the augmentation is: exact on resume, as nothing else
     # about a step depends on how many steps this process has run.
     dropout_seed = tf.stack([tf.constant(cfg['seed'], tf.int64), tf.cast(global_step, tf.int64)])
     logits = build_model(images, cfg, num_classes, is_training=True, towers=training_towers(cfg),
-                         pointwise=training_pointwise(cfg), dropout_seed=dropout_seed)
+                         pointwise=training_pointwise(cfg), dropout_seed=dropout_seed,
+                         replica=replica)
     # Before the optimizer adds its slots under the same scope.
     model_variables = v1.global_variables(scope='MobilenetV1/')
     _check_scopes('trainable_scopes', cfg['trainable_scopes'], model_variables)
@@ -267,12 +284,15 @@ def training_step(cfg, images, labels, num_classes, global_step, lr, class_weigh
     total_loss = loss + tf.add_n(regularization) if regularization else loss
     # Batch-norm moving averages update with every step, as slim's train_op did.
     with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
-        minimize = make_optimizer(cfg, lr).minimize(total_loss, global_step, var_list=trained)
+        minimize = make_optimizer(cfg, lr).minimize(total_loss / replica[1], global_step,
+                                                    var_list=trained)
     return loss, accuracy, minimize, model_variables
 
 
-def build_graph(cfg, data, steps_per_epoch):
-    """The training graph: input pipelines, train and eval towers, optimizer, state."""
+def build_graph(cfg, data, steps_per_epoch, strategy=None, worker=(0, 1)):
+    """The training graph: input pipelines, train and eval towers, optimizer, state. With a
+    tf.distribute `strategy` (call inside its scope), the step is one replica's, on this
+    `worker`'s (index, count) slice of each global batch."""
     v1.set_random_seed(cfg['seed'])
     g = argparse.Namespace()
     num_classes = len(data['label_names'])
@@ -295,12 +315,17 @@ def build_graph(cfg, data, steps_per_epoch):
         g.state_feeds = {k: v1.placeholder(v.dtype.base_dtype, [], k) for k, v in g.state.items()}
         g.set_state = tf.group([v.assign(g.state_feeds[k]) for k, v in g.state.items()])
 
-    images, labels, g.train_init, g.train_feed = run_data.input_pipeline(cfg, data, 'train', num_classes,
-                                                                 training=True)
+    images, labels, g.train_init, g.train_feed = run_data.input_pipeline(
+        cfg, data, 'train', num_classes, training=True, worker=worker)
     progress = tf.cast(g.epoch, tf.float32) + tf.cast(g.step_in_epoch, tf.float32) / steps_per_epoch
     g.lr = learning_rate(cfg, progress)
-    g.loss, g.accuracy, minimize, g.model_variables = training_step(
-        cfg, images, labels, num_classes, g.global_step, g.lr, data.get('class_weights'))
+    if strategy is None:
+        g.loss, g.accuracy, minimize, g.model_variables = training_step(
+            cfg, images, labels, num_classes, g.global_step, g.lr, data.get('class_weights'))
+    else:
+        g.loss, g.accuracy, minimize, g.model_variables = replicated_step(
+            strategy, cfg, images, labels, num_classes, g.global_step, g.lr,
+            data.get('class_weights'))
     updates = [minimize]
     eval_getter = None
     if cfg['ema_decay']:
@@ -338,6 +363,33 @@ def build_graph(cfg, data, steps_per_epoch):
     g.saver = v1.train.Saver(max_to_keep=cfg['keep_checkpoints'], save_relative_paths=True)
     g.best_saver = v1.train.Saver(max_to_keep=1, save_relative_paths=True)
     return g
+
+
+def replicated_step(strategy, cfg, images, labels, num_classes, global_step, lr, class_weights):
+    """training_step on each of this worker's replicas (one on a CPU), the gradients summed
+    across the cluster; loss and accuracy are the global batch's (an all-reduce of two scalars)."""
+    local = len(strategy.extended.worker_devices)
+    if replica_batch(cfg) % local:
+        raise UsageError('--batch_size %d gives each worker %d images, not a multiple of its %d '
+                         'GPUs' % (cfg['batch_size'], replica_batch(cfg), local))
+    made = []
+
+    def step(images, labels):
+        index = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        if local > 1:  # a worker's images are shared out between its GPUs as towers share a batch
+            size = replica_batch(cfg) // local
+            start = index % local * size
+            images, labels = images[start:start + size], labels[start:start + size]
+        loss, accuracy, minimize, variables = training_step(
+            cfg, images, labels, num_classes, global_step, lr, class_weights,
+            replica=(index, strategy.num_replicas_in_sync))
+        made.append(variables)
+        return loss, accuracy, minimize
+
+    loss, accuracy, minimize = strategy.extended.call_for_each_replica(step, args=(images, labels))
+    mean = tf.distribute.ReduceOp.MEAN
+    return (strategy.reduce(mean, loss, axis=None), strategy.reduce(mean, accuracy, axis=None),
+            strategy.group(minimize), made[0])
 
 
 def _average_or_self(ema, var):

@@ -1,0 +1,73 @@
+"""tf.distribute for train.py's graph: the strategy of the cluster TF_CONFIG names, the worker's
+gRPC server, and a lost worker told apart from a slow one.
+
+MultiWorkerMirroredStrategy in TF1 graph mode: each worker builds the same graph under the
+strategy's scope, runs its replica of the step (strategy.extended.call_for_each_replica), and
+the optimizer all-reduces (sums) the gradients; variables start from worker 0's values.
+"""
+import tensorflow as tf
+
+import cluster as cluster_lib
+
+v1 = tf.compat.v1
+
+# Errors of a step whose collective lost a peer: its connection refused or reset, or no
+# answer before the session's deadline.
+PEER_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
+               tf.errors.AbortedError, tf.errors.CancelledError, tf.errors.InternalError,
+               tf.errors.FailedPreconditionError)
+
+
+class LostWorker(Exception):
+    """A peer died or stopped answering (`starting`: never joined): str(e) names it and says
+    what to do."""
+
+    def __init__(self, message, starting):
+        super().__init__(message)
+        self.starting = starting
+
+
+class Worker:
+    """This process's worker: its strategy (make it inside the training's graph), the gRPC
+    server the others reach it on, and the session settings for both."""
+
+    def __init__(self, cluster, config_proto, timeout):
+        self.cluster, self.timeout = cluster, timeout
+        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+            tf.train.ClusterSpec({'worker': cluster.workers}), task_type='worker',
+            task_id=cluster.index, rpc_layer='grpc')
+        self.strategy = v1.distribute.experimental.MultiWorkerMirroredStrategy(
+            cluster_resolver=resolver)
+        self.config = self.strategy.update_config_proto(config_proto)
+        cluster_lib.check_port_free(cluster)
+        self.server = tf.distribute.Server(resolver.cluster_spec(), job_name='worker',
+                                           task_index=cluster.index, config=self.config,
+                                           start=True)
+        # A step waits for every worker: one gone would otherwise hold the others forever.
+        self.run_options = v1.RunOptions(timeout_in_ms=int(timeout * 1000))
+
+    @property
+    def target(self):
+        return self.server.target
+
+    def silent_peers(self):
+        return ['worker %d (%s)' % (i, address) for i, address in enumerate(self.cluster.workers)
+                if i != self.cluster.index and not cluster_lib.answering(address)]
+
+    def lost(self, error, starting):
+        """The LostWorker to raise for a step's PEER_ERRORS `error`."""
+        silent = self.silent_peers()
+        who = ', '.join(silent) if silent else 'a worker (every port still answers: one has ' \
+                                               'stalled or crashed in its step)'
+        if starting:
+            return LostWorker('%s did not join within --worker_timeout %g s (%s): start the same '
+                              'command there, with its own TF_CONFIG task.index'
+                              % (who, self.timeout, _short(error)), True)
+        return LostWorker('lost %s (%s); the chief\'s checkpoints hold everything up to its '
+                          'last save: run the same command on every worker to resume'
+                          % (who, _short(error)), False)
+
+
+def _short(error):
+    text = (getattr(error, 'message', None) or str(error)).strip().splitlines()
+    return '%s: %s' % (type(error).__name__, text[0][:160] if text else '')

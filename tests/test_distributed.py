@@ -1,0 +1,210 @@
+"""Data-parallel training on tf.distribute: two workers as local processes on loopback ports."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cli
+import cluster
+import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = ['--width', '0.25', '--batch_size', '16', '--batch_norm_decay', '0.8', '--eval_batch_size',
+       '40', '--steps_per_epoch', '3', '--dropout_keep_prob', '0.5', '--lr', '0.02',
+       '--weight_decay', '0']
+# Weight decay off: its term joins the gradient sum in another order on two workers than in
+# two towers, and this tiny network at batch 8 amplifies round-off (a change of --weight_decay
+# by 2e-5 of itself moved weights by 0.014 in 6 steps). Without it the sums are the same.
+
+
+# train.py, with the trainable weights' digest written after every training step: the test's
+# window on whether the workers stay identical.
+WORKER = '''
+import hashlib, json, os, sys
+import tensorflow as tf
+import train, trainer, training
+build, guarded, weights, digests = training.build_graph, trainer.guarded, [], []
+def build_graph(*args, **kwargs):
+    g = build(*args, **kwargs)
+    # Moving statistics are each replica's own (per-replica batch norm); the rest is shared.
+    weights.extend(tf.identity(v) for v in tf.compat.v1.trainable_variables()
+                   if 'moving_' not in v.op.name)
+    return g
+def record(sess, worker, fetches, feed_dict=None, starting=False):
+    values = guarded(sess, worker, fetches, feed_dict, starting)
+    if isinstance(fetches, list) and len(fetches) == 4:  # the training step
+        digests.append(hashlib.md5(b''.join(w.tobytes() for w in sess.run(weights))).hexdigest())
+        with open(os.environ['DIGESTS'], 'w') as f:
+            json.dump(digests, f)
+    return values
+training.build_graph, trainer.guarded = build_graph, record
+sys.exit(train.main(sys.argv[1:]))
+'''
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(('localhost', 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def tf_config(workers, index):
+    return json.dumps({'cluster': {'worker': workers}, 'task': {'type': 'worker', 'index': index}})
+
+
+def start_workers(tmp_path, argv, ports=None, only=None):
+    ports = ports or free_ports(2)
+    workers = ['localhost:%d' % p for p in ports]
+    processes = []
+    for index in range(len(workers)) if only is None else [only]:
+        env = dict(os.environ, TF_CONFIG=tf_config(workers, index),
+                   DIGESTS=str(tmp_path / ('digests%d.json' % index)))
+        log = open(tmp_path / ('worker%d.log' % index), 'w')
+        processes.append(subprocess.Popen([sys.executable, '-c', WORKER] + argv, cwd=REPO,
+                                          env=env, stdout=log, stderr=subprocess.STDOUT))
+    return processes, ports
+
+
+def finish(processes, timeout=240):
+    deadline = time.time() + timeout
+    codes = []
+    for process in processes:
+        try:
+            codes.append(process.wait(max(1, deadline - time.time())))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            codes.append('hung')
+    return codes
+
+
+def log(tmp_path, index):
+    return (tmp_path / ('worker%d.log' % index)).read_text()
+
+
+def epochs_in(run):
+    return [(r['epoch'], r['step']) for r in
+            map(json.loads, (run / 'metrics.jsonl').read_text().splitlines())]
+
+
+def weights(prefix):
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name.startswith('MobilenetV1/') and not name.endswith(('Momentum', 'moving_mean',
+                                                                      'moving_variance'))}
+
+
+def test_two_workers_step_as_one_process_of_two_towers(capsys, tiny_cifar, tmp_path):
+    # Both start from the same weights: random initialisation differs from graph to graph.
+    start = tmp_path / 'start'
+    assert train.main(RUN[:-4] + ['--epochs', '1', '--steps_per_epoch', '1', '--data_dir',
+                                  str(tiny_cifar), '--ckpt_dir', str(start)]) == 0
+    run = tmp_path / 'run'
+    argv = RUN + ['--epochs', '2', '--load_pretrain', '1', '--pretrain_path', str(start),
+                  '--data_dir', str(tiny_cifar), '--ckpt_dir', str(run)]
+    processes, ports = start_workers(tmp_path, argv)
+    assert finish(processes) == [0, 0], log(tmp_path, 0)[-3000:] + log(tmp_path, 1)[-3000:]
+    # Identical after every step, all-reduced gradients and all.
+    steps = [json.loads((tmp_path / ('digests%d.json' % i)).read_text()) for i in (0, 1)]
+    assert len(steps[0]) == 6 and steps[0] == steps[1]
+    assert 'Worker 1 of 2 (localhost:%d): 8 images of each batch of 16' % ports[1] in log(tmp_path, 1)
+    # The chief alone wrote: one line an epoch, one events file, the files of one process.
+    assert epochs_in(run) == [(1, 3), (2, 6)]
+    files = sorted(os.listdir(run))
+    assert len([f for f in files if f.startswith('events.')]) == 1
+    assert [f for f in files if not f.startswith('events.')] == [
+        'best', 'checkpoint', 'config.json', 'metrics.jsonl', 'model.ckpt-3.data-00000-of-00001',
+        'model.ckpt-3.index', 'model.ckpt-6.data-00000-of-00001', 'model.ckpt-6.index',
+        'train.lock']
+    assert json.loads((run / 'config.json').read_text())['workers'] == 2
+
+    # One process, the same global batch in two towers (per-tower batch norm, as per-replica).
+    single = tmp_path / 'single'
+    assert train.main(argv[:-2] + ['--towers', '2', '--ckpt_dir', str(single)]) == 0
+    ours, theirs = weights(run / 'model.ckpt-6'), weights(single / 'model.ckpt-6')
+    assert sorted(ours) == sorted(theirs)
+    for name in ours:
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+    # Restarted with more epochs, the pair resumes from the chief's checkpoint.
+    processes, _ = start_workers(tmp_path, [a if a != '2' else '3' for a in argv], ports)
+    assert finish(processes) == [0, 0], log(tmp_path, 0)[-3000:]
+    for index in (0, 1):
+        assert 'Resuming from %s' % (run / 'model.ckpt-6') in log(tmp_path, index)
+    assert epochs_in(run) == [(1, 3), (2, 6), (3, 9)]
+
+
+def test_a_killed_worker_stops_the_other_and_the_pair_resumes(tiny_cifar, tmp_path):
+    run = tmp_path / 'run'
+    argv = RUN[:-4] + ['--steps_per_epoch', '40', '--epochs', '2', '--worker_timeout', '15',
+                       '--data_dir', str(tiny_cifar), '--ckpt_dir', str(run)]
+    processes, ports = start_workers(tmp_path, argv)
+    # Mid-epoch 2, past epoch 1's checkpoint.
+    deadline = time.time() + 180
+    while time.time() < deadline and not (run / 'model.ckpt-40.index').exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    processes[1].send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    assert finish(processes) == [1, -9], log(tmp_path, 0)[-3000:]
+    assert time.time() - killed_at < 15 + 60
+    lines = [line for line in log(tmp_path, 0).splitlines() if 'error' in line]
+    assert lines[-1].startswith('train.py: error: lost worker 1 (localhost:%d) (' % ports[1])
+    assert lines[-1].endswith('run the same command on every worker to resume')
+    assert epochs_in(run) == [(1, 40)]
+
+    processes, _ = start_workers(tmp_path, argv, ports)
+    assert finish(processes) == [0, 0], log(tmp_path, 0)[-3000:]
+    assert epochs_in(run) == [(1, 40), (2, 80)]
+
+
+@pytest.mark.parametrize('value,says', [
+    ('{"cluster": ', 'TF_CONFIG is not JSON ('),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
+     'TF_CONFIG task.index is 2; it must be from 0 to 1 (cluster.worker lists 2 machines)'),
+    ('{"cluster": {"worker": ["a:1"], "ps": ["c:3"]}, "task": {"index": 0}}',
+     'TF_CONFIG names jobs \'ps\': train.py trains data-parallel on "worker" tasks only'),
+    ('{"cluster": {"worker": ["a"]}, "task": {"index": 0}}',
+     'TF_CONFIG cluster.worker is ["a"], not a list of "host:port" addresses'),
+])
+def test_a_bad_tf_config_is_one_line(capsys, monkeypatch, value, says):
+    monkeypatch.setenv('TF_CONFIG', value)
+    assert train.main(['--ckpt_dir', 'never']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('train.py: error: ' + says), err
+    assert not os.path.exists('never')
+
+
+def test_a_port_in_use_is_one_line(capsys, tiny_cifar, tmp_path, monkeypatch):
+    with socket.socket() as taken:
+        taken.bind(('', 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        workers = ['localhost:%d' % port, 'localhost:%d' % free_ports(1)[0]]
+        with pytest.raises(cli.UsageError) as raised:
+            cluster.check_port_free(cluster.Cluster(workers, 0))
+    assert str(raised.value).startswith('TF_CONFIG worker 0 is localhost:%d, but port %d is in '
+                                        'use here (' % (port, port))
+
+
+def test_a_peer_that_never_starts_is_one_line_within_the_timeout(tiny_cifar, tmp_path):
+    run = tmp_path / 'run'
+    argv = RUN + ['--epochs', '1', '--worker_timeout', '5', '--data_dir', str(tiny_cifar),
+                  '--ckpt_dir', str(run)]
+    processes, ports = start_workers(tmp_path, argv, only=0)
+    assert finish(processes, timeout=120) == [2], log(tmp_path, 0)[-3000:]
+    err = [line for line in log(tmp_path, 0).splitlines() if line.startswith('train.py: error')]
+    assert len(err) == 1 and err[0].startswith(
+        'train.py: error: worker 1 (localhost:%d) did not join within --worker_timeout 5 s ('
+        % ports[1]), err
+    assert not [name for name in os.listdir(run) if name.startswith('model.ckpt')]
