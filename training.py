@@ -64,7 +64,8 @@ def check_config(cfg):
                          ('lr_schedule', ('exponential', 'step', 'cosine', 'linear'))):
         if cfg[key] not in allowed:
             raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
-    for key in ('lr', 'batch_size', 'epochs', 'eval_batch_size', 'keep_checkpoints', 'worker_timeout',
+    for key in ('lr', 'batch_size', 'epochs', 'eval_batch_size', 'keep_checkpoints',
+                'worker_timeout',
                 'lr_step_epochs', 'eval_every', 'lr_decay', 'lr_step_factor', 'batch_norm_epsilon'):
         if not cfg[key] > 0:
             raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
@@ -129,7 +130,8 @@ def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, 
     with v1.variable_scope(v1.get_variable_scope(), custom_getter=getter):
         for tower, part in enumerate(parts):
             tower_seed = None if dropout_seed is None else tf.stack(
-                [dropout_seed[0], (dropout_seed[1] * replica[1] + replica[0]) * len(parts) + tower])
+                [dropout_seed[0],
+                 (dropout_seed[1] * replica[1] + replica[0]) * len(parts) + tower])
             tower_logits, _ = mobilenet.mobilenet_v1(
                 part, num_classes=num_classes, dropout_keep_prob=cfg['dropout_keep_prob'],
                 is_training=is_training, min_depth=cfg['min_depth'], depth_multiplier=cfg['width'],
