@@ -100,7 +100,7 @@ def train_in(cfg, ckpt_dir, cluster):
     cfg = dict(cfg, steps_per_epoch=run_data.steps_in_epoch(cfg, num_train))
     if latest or unsaved:
         training.check_resume_config(cfg, config_path, data['label_names'])
-    if latest and not os.path.exists(config_path):
+    if latest and not os.path.exists(config_path) and chief:
         print('Note: %s has checkpoints but no config.json: resuming with this command\'s flags, '
               'unchecked against the run\'s (the checkpoint\'s shapes are checked); a new '
               'config.json is written' % ckpt_dir, flush=True)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import checkpoints
 import cli
 import cluster
 import train
@@ -208,3 +209,26 @@ def test_a_peer_that_never_starts_is_one_line_within_the_timeout(tiny_cifar, tmp
         'train.py: error: worker 1 (localhost:%d) did not join within --worker_timeout 5 s ('
         % ports[1]), err
     assert not [name for name in os.listdir(run) if name.startswith('model.ckpt')]
+
+
+def test_the_chief_stopped_mid_epoch_saves_and_the_pair_resumes_there(tiny_cifar, tmp_path):
+    run = tmp_path / 'run'
+    argv = RUN[:-4] + ['--steps_per_epoch', '40', '--epochs', '2', '--worker_timeout', '15',
+                       '--data_dir', str(tiny_cifar), '--ckpt_dir', str(run)]
+    processes, ports = start_workers(tmp_path, argv)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (run / 'model.ckpt-40.index').exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    processes[0].send_signal(signal.SIGTERM)  # a scheduler preempting the chief mid-epoch 2
+    assert finish(processes) == [143, 1], log(tmp_path, 1)[-3000:]
+    saved = checkpoints.newest_intact(str(run), say=False)[0]
+    step = int(saved.rsplit('-', 1)[1])
+    assert 40 < step < 80
+    lines = [line for line in log(tmp_path, 1).splitlines() if 'error' in line]
+    assert lines[-1].startswith('train.py: error: lost worker 0 (localhost:%d) (' % ports[0])
+
+    processes, _ = start_workers(tmp_path, argv, ports)
+    assert finish(processes) == [0, 0], log(tmp_path, 0)[-3000:]
+    assert 'Resuming from %s' % saved in log(tmp_path, 1)
+    assert epochs_in(run) == [(1, 40), (2, 80)]
