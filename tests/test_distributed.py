@@ -145,16 +145,22 @@ def test_two_workers_step_as_one_process_of_two_towers(capsys, tiny_cifar, tmp_p
     assert epochs_in(run) == [(1, 3), (2, 6), (3, 9)]
 
 
-def test_a_killed_worker_stops_the_other_and_the_pair_resumes(tiny_cifar, tmp_path):
+def pair_in_epoch_2(tiny_cifar, tmp_path):
+    """(run, argv, processes, ports) of two workers a second into epoch 2 of 40 steps each,
+    past epoch 1's checkpoint."""
     run = tmp_path / 'run'
     argv = RUN[:-4] + ['--steps_per_epoch', '40', '--epochs', '2', '--worker_timeout', '15',
                        '--data_dir', str(tiny_cifar), '--ckpt_dir', str(run)]
     processes, ports = start_workers(tmp_path, argv)
-    # Mid-epoch 2, past epoch 1's checkpoint.
     deadline = time.time() + 180
     while time.time() < deadline and not (run / 'model.ckpt-40.index').exists():
         time.sleep(0.2)
     time.sleep(1.0)
+    return run, argv, processes, ports
+
+
+def test_a_killed_worker_stops_the_other_and_the_pair_resumes(tiny_cifar, tmp_path):
+    run, argv, processes, ports = pair_in_epoch_2(tiny_cifar, tmp_path)
     processes[1].send_signal(signal.SIGKILL)
     killed_at = time.time()
     assert finish(processes) == [1, -9], log(tmp_path, 0)[-3000:]
@@ -212,14 +218,7 @@ def test_a_peer_that_never_starts_is_one_line_within_the_timeout(tiny_cifar, tmp
 
 
 def test_the_chief_stopped_mid_epoch_saves_and_the_pair_resumes_there(tiny_cifar, tmp_path):
-    run = tmp_path / 'run'
-    argv = RUN[:-4] + ['--steps_per_epoch', '40', '--epochs', '2', '--worker_timeout', '15',
-                       '--data_dir', str(tiny_cifar), '--ckpt_dir', str(run)]
-    processes, ports = start_workers(tmp_path, argv)
-    deadline = time.time() + 180
-    while time.time() < deadline and not (run / 'model.ckpt-40.index').exists():
-        time.sleep(0.2)
-    time.sleep(1.0)
+    run, argv, processes, ports = pair_in_epoch_2(tiny_cifar, tmp_path)
     processes[0].send_signal(signal.SIGTERM)  # a scheduler preempting the chief mid-epoch 2
     assert finish(processes) == [143, 1], log(tmp_path, 1)[-3000:]
     saved = checkpoints.newest_intact(str(run), say=False)[0]
