@@ -146,14 +146,15 @@ def test_two_workers_step_as_one_process_of_two_towers(capsys, tiny_cifar, tmp_p
 
 
 def pair_in_epoch_2(tiny_cifar, tmp_path):
-    """(run, argv, processes, ports) of two workers a second into epoch 2 of 40 steps each,
+    """(run, argv, processes, ports) of two workers a second into epoch 2 of 200 steps each,
     past epoch 1's checkpoint."""
     run = tmp_path / 'run'
-    argv = RUN[:-4] + ['--steps_per_epoch', '40', '--epochs', '2', '--worker_timeout', '15',
+    # Epochs long enough (several seconds on any kernels) that the signal lands inside one.
+    argv = RUN[:-4] + ['--steps_per_epoch', '200', '--epochs', '2', '--worker_timeout', '15',
                        '--data_dir', str(tiny_cifar), '--ckpt_dir', str(run)]
     processes, ports = start_workers(tmp_path, argv)
     deadline = time.time() + 180
-    while time.time() < deadline and not (run / 'model.ckpt-40.index').exists():
+    while time.time() < deadline and not (run / 'model.ckpt-200.index').exists():
         time.sleep(0.2)
     time.sleep(1.0)
     return run, argv, processes, ports
@@ -168,11 +169,11 @@ def test_a_killed_worker_stops_the_other_and_the_pair_resumes(tiny_cifar, tmp_pa
     lines = [line for line in log(tmp_path, 0).splitlines() if 'error' in line]
     assert lines[-1].startswith('train.py: error: lost worker 1 (localhost:%d) (' % ports[1])
     assert lines[-1].endswith('run the same command on every worker to resume')
-    assert epochs_in(run) == [(1, 40)]
+    assert epochs_in(run) == [(1, 200)]
 
     processes, _ = start_workers(tmp_path, argv, ports)
     assert finish(processes) == [0, 0], log(tmp_path, 0)[-3000:]
-    assert epochs_in(run) == [(1, 40), (2, 80)]
+    assert epochs_in(run) == [(1, 200), (2, 400)]
 
 
 @pytest.mark.parametrize('value,says', [
@@ -223,11 +224,11 @@ def test_the_chief_stopped_mid_epoch_saves_and_the_pair_resumes_there(tiny_cifar
     assert finish(processes) == [143, 1], log(tmp_path, 1)[-3000:]
     saved = checkpoints.newest_intact(str(run), say=False)[0]
     step = int(saved.rsplit('-', 1)[1])
-    assert 40 < step < 80
+    assert 200 < step < 400
     lines = [line for line in log(tmp_path, 1).splitlines() if 'error' in line]
     assert lines[-1].startswith('train.py: error: lost worker 0 (localhost:%d) (' % ports[0])
 
     processes, _ = start_workers(tmp_path, argv, ports)
     assert finish(processes) == [0, 0], log(tmp_path, 0)[-3000:]
     assert 'Resuming from %s' % saved in log(tmp_path, 1)
-    assert epochs_in(run) == [(1, 40), (2, 80)]
+    assert epochs_in(run) == [(1, 200), (2, 400)]
