@@ -82,14 +82,28 @@ def check_port_free(cluster):
                              % (cluster.index, cluster.address, port, e.strerror)) from e
 
 
-def answering(address, seconds=2.0):
-    """Whether something accepts connections at "host:port" (a dead worker's port refuses)."""
+# A client's HTTP/2 connection preface and an empty SETTINGS frame: a gRPC server answers them
+# with its own SETTINGS frame at once, from threads of its own, however busy its training is.
+_HTTP2_HELLO = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + b'\x00\x00\x00\x04\x00\x00\x00\x00\x00'
+
+
+def peer_state(address, seconds=3.0):
+    """'gone' (nothing accepts connections at "host:port": a dead worker's port refuses),
+    'stalled' (the kernel accepts, the server does not answer: a stopped or frozen process) or
+    'answering'."""
     host, port = address.rsplit(':', 1)
     try:
-        with socket.create_connection((host, int(port)), timeout=seconds):
-            return True
+        connection = socket.create_connection((host, int(port)), timeout=seconds)
     except OSError:
-        return False
+        return 'gone'
+    with connection:
+        try:
+            connection.sendall(_HTTP2_HELLO)
+            return 'answering' if connection.recv(9) else 'gone'
+        except socket.timeout:
+            return 'stalled'
+        except OSError:
+            return 'gone'
 
 
 def _port(address):

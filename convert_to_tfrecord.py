@@ -77,12 +77,13 @@ def convert(data_dir, out_dir, shards, name, seed=0):
                 staging, '%s_%s_%05d-of-%05d.tfrecord' % (name, SPLIT_WORDS[split], i, count)))
                 for i in range(count)]
             written[split] = 0
-            for n, index in enumerate(tqdm(order, desc=split, unit='img', leave=False)):
+            for index in tqdm(order, desc=split, unit='img', leave=False):
                 record = example(files.paths[index], files.labels[index])
                 if record is None:
                     bad.append(files.paths[index])
                     continue
-                writers[n % count].write(record.SerializeToString())
+                # Dealt by records written, so that the shards stay equal (for workers' shares).
+                writers[written[split] % count].write(record.SerializeToString())
                 written[split] += 1
             for writer in writers:
                 writer.close()

@@ -37,8 +37,8 @@ LABELS_FILE = 'labels.txt'
 
 # A split read from image files: paths (str) and int64 labels.
 Files = collections.namedtuple('Files', ['paths', 'labels'])
-# A split read from TFRecord shards, of `count` records.
-Records = collections.namedtuple('Records', ['shards', 'count'])
+# A split read from TFRecord shards, and the records of each (a tuple of ints).
+Records = collections.namedtuple('Records', ['shards', 'counts'])
 
 _skipped = {}  # name -> why, of the images that did not decode, in this process
 _skipped_lock = threading.Lock()
@@ -59,7 +59,7 @@ def forget_skipped_images():
 def split_size(split):
     """The number of images of a split: an array, Files or Records."""
     if isinstance(split, Records):
-        return split.count
+        return sum(split.counts)
     if isinstance(split, Files):
         return len(split.paths)
     return len(split)
@@ -278,10 +278,10 @@ def _count_by_headers(path):
 
 
 def count_records(shards, desc):
-    """Records in the shards. TFRecords have no index: the length headers are read, skipping
-    the images (a dataset of ImageNet's size counts in seconds); a file whose framing does not
-    add up is read through, so TensorFlow's own error names what is wrong with it."""
-    total = 0
+    """The records of each shard, a tuple. TFRecords have no index: the length headers are read,
+    skipping the images (a dataset of ImageNet's size counts in seconds); a file whose framing
+    does not add up is read through, so TensorFlow's own error names what is wrong with it."""
+    counts = []
     for shard in tqdm(shards, desc='counting %s records' % desc, unit='shard', leave=False,
                       disable=len(shards) < 64):
         try:
@@ -290,8 +290,8 @@ def count_records(shards, desc):
                 count = int(tf.data.TFRecordDataset(shard).reduce(np.int64(0), lambda n, _: n + 1))
         except tf.errors.OpError as e:
             raise DataError('%s: not a readable TFRecord file (%s)' % (shard, _op_message(e))) from e
-        total += count
-    return total
+        counts.append(count)
+    return tuple(counts)
 
 
 def load_tfrecord(root):
@@ -306,8 +306,8 @@ def load_tfrecord(root):
                         'writes them)' % root)
     for split in ('train', 'val', 'test'):
         shards = train if split == 'train' else _shards(root, split)
-        data[split] = Records(shards, count_records(shards, split) if shards else 0)
-    if not data['train'].count:
+        data[split] = Records(shards, count_records(shards, split))
+    if not split_size(data['train']):
         raise DataError('%s: the training shards hold no records' % root)
     return data
 

@@ -1,9 +1,11 @@
 """tf.distribute for train.py's graph: the strategy of the cluster TF_CONFIG names, the worker's
-gRPC server, and a lost worker told apart from a slow one.
+gRPC server, and a lost worker told apart from a slow one; without TF_CONFIG, the strategy of
+one machine's GPUs.
 
 MultiWorkerMirroredStrategy in TF1 graph mode: each worker builds the same graph under the
 strategy's scope, runs its replica of the step (strategy.extended.call_for_each_replica), and
 the optimizer all-reduces (sums) the gradients; variables start from worker 0's values.
+MirroredStrategy does the same between the GPUs of one process.
 """
 import tensorflow as tf
 
@@ -16,6 +18,18 @@ v1 = tf.compat.v1
 PEER_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
                tf.errors.AbortedError, tf.errors.CancelledError, tf.errors.InternalError,
                tf.errors.FailedPreconditionError)
+
+
+def local_replicas():
+    """The devices of one machine's replicas: its GPUs where it has two or more, else None (one
+    GPU, or the CPU with its --towers, takes the whole step)."""
+    count = len(tf.config.list_physical_devices('GPU'))
+    return ['/gpu:%d' % i for i in range(count)] if count > 1 else None
+
+
+def local_strategy(devices):
+    """MirroredStrategy over `devices` (make it inside the training's graph)."""
+    return v1.distribute.MirroredStrategy(devices)
 
 
 class LostWorker(Exception):
@@ -50,15 +64,20 @@ class Worker:
     def target(self):
         return self.server.target
 
-    def silent_peers(self):
-        return ['worker %d (%s)' % (i, address) for i, address in enumerate(self.cluster.workers)
-                if i != self.cluster.index and not cluster_lib.answering(address)]
-
     def lost(self, error, starting):
         """The LostWorker to raise for a step's PEER_ERRORS `error`."""
-        silent = self.silent_peers()
-        who = ', '.join(silent) if silent else 'a worker (every port still answers: one has ' \
-                                               'stalled or crashed in its step)'
+        states = {'worker %d (%s)' % (i, address): cluster_lib.peer_state(address)
+                  for i, address in enumerate(self.cluster.workers) if i != self.cluster.index}
+        gone, stalled = ([who for who, state in states.items() if state == wanted]
+                         for wanted in ('gone', 'stalled'))
+        if gone:
+            who = ', '.join(gone)
+        elif stalled:
+            who = '%s, stalled (its port takes connections, its server does not answer: a ' \
+                  'stopped or frozen process; end it)' % ', '.join(stalled)
+        else:
+            who = 'a worker (every worker\'s server still answers: one has crashed or is slow ' \
+                  'in its step; its log says which)'
         if starting:
             return LostWorker('%s did not join within --worker_timeout %g s (%s): start the same '
                               'command there, with its own TF_CONFIG task.index'

@@ -10,6 +10,10 @@ Like data_utils.input_pipeline, the order and the augmentation are drawn from (s
 initialised with the same epoch and skip_batches=k, the pipeline yields what the k+1-th batch
 of that epoch was, so a resumed run continues its epoch. An image that does not decode is
 left out of its batch (the next one fills its place) and named in datasets.skipped_images().
+
+Several workers: TFRecords are sharded by file (worker_shards), so that each worker reads
+only its own shards' bytes; image files, and TFRecords of fewer shards than workers, are
+sharded by index (every worker draws the same global batch and keeps its slice of it).
 """
 import os
 
@@ -89,13 +93,29 @@ def sample_views(split, num_classes, count, size, fraction, seed=0):
     return np.stack(images)
 
 
+def worker_shards(split, workers):
+    """[Records of each worker] of a Records split: every workers-th shard from the worker's
+    index on, as tf.data's FILE auto-sharding deals them; None for one worker, or fewer shards
+    than workers (each then reads every shard and keeps its slice of each batch)."""
+    if workers == 1 or len(split.shards) < workers:
+        return None
+    return [datasets.Records(split.shards[i::workers], split.counts[i::workers])
+            for i in range(workers)]
+
+
 def input_pipeline(split, num_classes, batch_size, training, image_size, seed=0, augment=True,
                    worker=(0, 1)):
     """(images_batch float32 [B, S, S, 3], labels_batch int32 [B], initializer, feed) over a
     Files or Records split; as data_utils.input_pipeline, whose feed and `worker` slices it
-    shares (sliced before decoding: a worker reads only its own images)."""
+    shares (sliced before decoding: a worker reads only its own images). In training, a worker
+    of TFRecords with enough shards reads its worker_shards alone, and batches of its share."""
     share = batch_size // worker[1] if training else batch_size
     first = worker[0] * share
+    shards = training and isinstance(split, datasets.Records) and worker_shards(split, worker[1])
+    if shards:
+        split = shards[worker[0]]
+    # Batches drawn from the order: the global one (then sliced), or this worker's share.
+    drawn, taken = (share, slice(0, share)) if shards else (batch_size, slice(first, first + share))
     with tf.name_scope('train_input' if training else 'eval_input'):
         epoch_ph = v1.placeholder_with_default(tf.constant(0, tf.int64), [], 'epoch')
         skip_ph = v1.placeholder_with_default(tf.constant(0, tf.int64), [], 'skip_batches')
@@ -116,12 +136,13 @@ def input_pipeline(split, num_classes, batch_size, training, image_size, seed=0,
         if training:
             # Batches are drawn (and skipped) before decoding: a resumed epoch decodes only
             # what is left of it. Each image's augmentation is keyed by (epoch, batch, place).
-            dataset = dataset.repeat().batch(batch_size, drop_remainder=True).enumerate()
+            # The keys are the images' places in the global batch, whichever worker draws them.
+            dataset = dataset.repeat().batch(drawn, drop_remainder=True).enumerate()
             dataset = dataset.skip(skip_ph).flat_map(
                 lambda index, batch: tf.data.Dataset.from_tensor_slices(tuple(
-                    part[first:first + share] for part in batch + (tf.stack(
-                        [tf.fill([batch_size], epoch_seed),
-                         index * batch_size + tf.range(batch_size, dtype=tf.int64)], axis=1),))))
+                    part[taken] for part in batch) + (tf.stack(
+                        [tf.fill([share], epoch_seed),
+                         index * batch_size + first + tf.range(share, dtype=tf.int64)], axis=1),)))
             dataset = dataset.map(lambda c, n, l, key: load(c, n, l, key),
                                   num_parallel_calls=_parallel_calls(), deterministic=True)
             dataset = dataset.map(lambda image, label, ok: (image, tf.where(ok, label, -1)))

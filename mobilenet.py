@@ -90,8 +90,11 @@ def softmax(logits, scope=None):
         return tf.reshape(tf.nn.softmax(flat), target)
 
 
-# As slim.model_variable: every variable of the network is in MODEL_VARIABLES too.
-_MODEL = [v1.GraphKeys.GLOBAL_VARIABLES, v1.GraphKeys.MODEL_VARIABLES]
+def _model_collections(*extra):
+    """As slim.model_variable: every variable of the network is in MODEL_VARIABLES too. A new
+    list each call: tf.distribute appends TRAINABLE_VARIABLES to the list it is given, and a
+    shared one would make every later variable trainable, batch-norm statistics included."""
+    return [v1.GraphKeys.GLOBAL_VARIABLES, v1.GraphKeys.MODEL_VARIABLES, *extra]
 
 
 def _weights(name, shape, stddev, weight_decay):
@@ -104,25 +107,28 @@ def _weights(name, shape, stddev, weight_decay):
     if weight_decay:
         # slim.l2_regularizer(scale) is scale * sum(w**2) / 2.
         regularizer = lambda w: tf.multiply(weight_decay, tf.nn.l2_loss(w), name='l2_loss')
-    return v1.get_variable(name, shape, tf.float32, init, regularizer, collections=_MODEL)
+    return v1.get_variable(name, shape, tf.float32, init, regularizer,
+                           collections=_model_collections())
 
 
 def _batch_norm(net, is_training, decay, epsilon):
     channels = net.shape[-1]
     with v1.variable_scope('BatchNorm'):
         beta = v1.get_variable('beta', [channels], initializer=v1.zeros_initializer(),
-                               collections=_MODEL)
+                               collections=_model_collections())
         gamma = v1.get_variable('gamma', [channels], initializer=v1.ones_initializer(),
-                                collections=_MODEL)
-        stats = _MODEL + [v1.GraphKeys.MOVING_AVERAGE_VARIABLES]
-        # Under tf.distribute each replica updates its own moving statistics from its own batch
-        # (no all-reduce a layer); the chief's are the ones saved, as slim's first clone's.
-        own = tf.VariableAggregation.ONLY_FIRST_REPLICA
-        moving_mean = v1.get_variable('moving_mean', [channels], initializer=v1.zeros_initializer(),
-                                      trainable=False, collections=stats, aggregation=own)
-        moving_variance = v1.get_variable('moving_variance', [channels],
-                                          initializer=v1.ones_initializer(),
-                                          trainable=False, collections=stats, aggregation=own)
+                                collections=_model_collections())
+
+        def statistic(name, initializer):
+            # Under tf.distribute each replica updates its own moving statistics from its own
+            # batch (no all-reduce a layer); the chief's are the ones saved, as slim's first
+            # clone's.
+            return v1.get_variable(
+                name, [channels], initializer=initializer, trainable=False,
+                collections=_model_collections(v1.GraphKeys.MOVING_AVERAGE_VARIABLES),
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        moving_mean = statistic('moving_mean', v1.zeros_initializer())
+        moving_variance = statistic('moving_variance', v1.ones_initializer())
         if not is_training:
             net, _, _ = v1.nn.fused_batch_norm(net, gamma, beta, moving_mean, moving_variance,
                                                epsilon=epsilon, is_training=False)
@@ -340,7 +346,7 @@ def mobilenet_v1(inputs,
             with v1.variable_scope('Conv2d_1c_1x1'):
                 w = _weights('weights', [1, 1, net.shape[-1], num_classes], stddev, weight_decay)
                 b = v1.get_variable('biases', [num_classes], initializer=v1.zeros_initializer(),
-                                    collections=_MODEL)
+                                    collections=_model_collections())
                 logits = tf.nn.bias_add(_pointwise_conv(net, w, pointwise), b)
             if spatial_squeeze:
                 logits = tf.squeeze(logits, [1, 2], name='SpatialSqueeze')

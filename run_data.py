@@ -83,6 +83,46 @@ def input_pipeline(cfg, data, split, num_classes, training, worker=(0, 1)):
         image_size=cfg['image_size'], seed=cfg['seed'], cutout=cfg['cutout'], worker=worker)
 
 
-def steps_in_epoch(cfg, num_train):
-    """--steps_per_epoch, or one pass over the training set."""
-    return cfg['steps_per_epoch'] or num_train // cfg['batch_size']
+def steps_in_epoch(cfg, data):
+    """--steps_per_epoch, or one pass over the training set; of TFRecords sharded by file
+    between workers, one pass over the smallest worker's shards, so that all step in lockstep."""
+    if cfg['steps_per_epoch']:
+        return cfg['steps_per_epoch']
+    shards = worker_shards(cfg, data)
+    if shards:
+        return min(datasets.split_size(own) for own in shards) // worker_batch(cfg)
+    return split_size(data, 'train') // cfg['batch_size']
+
+
+def worker_shards(cfg, data):
+    """image_pipeline.worker_shards of a streamed TFRecord training split, else None."""
+    train = data['train_images']
+    if not isinstance(train, datasets.Records):
+        return None
+    return image_pipeline.worker_shards(train, cfg.get('workers', 1))
+
+
+def worker_batch(cfg):
+    """The images of a step each worker takes: --batch_size is the global batch."""
+    return cfg['batch_size'] // cfg.get('workers', 1)
+
+
+def describe_sharding(cfg, data, index):
+    """A line on what worker `index` reads of streamed TFRecords, or None for other data."""
+    train = data['train_images']
+    if not isinstance(train, datasets.Records):
+        return None
+    shards = worker_shards(cfg, data)
+    if not shards:
+        return ('Data: %d TFRecord shards for %d workers: each reads them all and decodes its '
+                'share of every batch; write a multiple of %d shards (convert_to_tfrecord.py '
+                '--shards) for each to read only its own' % (len(train.shards), cfg['workers'],
+                                                             cfg['workers']))
+    line = 'Data: reads %d of the %d TFRecord shards (%d records), sharded by file' % (
+        len(shards[index].shards), len(train.shards), datasets.split_size(shards[index]))
+    steps, whole = steps_in_epoch(cfg, data), split_size(data, 'train') // cfg['batch_size']
+    if not cfg['steps_per_epoch'] and steps < 0.99 * whole:
+        line += ('; an epoch is %d steps, not %d, as the smallest worker\'s shards hold %d '
+                 'records: write a multiple of %d shards of equal size for all of them'
+                 % (steps, whole, min(map(datasets.split_size, shards)), cfg['workers']))
+    return line

@@ -145,7 +145,7 @@ class OursRealPath:
 
     def __init__(self, args, cfg, data):
         self.batch = cfg['batch_size']
-        steps_per_epoch = run_data.steps_in_epoch(cfg, run_data.split_size(data, 'train'))
+        steps_per_epoch = run_data.steps_in_epoch(cfg, data)
         graph = tf.Graph()
         with graph.as_default():
             g = training.build_graph(cfg, data, steps_per_epoch)

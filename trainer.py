@@ -97,7 +97,14 @@ def train_in(cfg, ckpt_dir, cluster):
     if num_train < cfg['batch_size']:
         raise UsageError('--batch_size %d is larger than the %d training images'
                          % (cfg['batch_size'], num_train))
-    cfg = dict(cfg, steps_per_epoch=run_data.steps_in_epoch(cfg, num_train))
+    cfg = dict(cfg, steps_per_epoch=run_data.steps_in_epoch(cfg, data))
+    if not cfg['steps_per_epoch']:
+        smallest = min(map(datasets.split_size, run_data.worker_shards(cfg, data)))
+        raise UsageError('--batch_size %d gives each of the %d workers %d images a step, more than '
+                         'the %d records of the smallest worker\'s TFRecord shards; pass '
+                         '--batch_size %d or less' % (cfg['batch_size'], cfg['workers'],
+                                                      run_data.worker_batch(cfg), smallest,
+                                                      smallest * cfg['workers']))
     if latest or unsaved:
         training.check_resume_config(cfg, config_path, data['label_names'])
     if latest and not os.path.exists(config_path) and chief:
@@ -129,10 +136,21 @@ def train_in(cfg, ckpt_dir, cluster):
             session = v1.Session(worker.target, config=worker.config)
             print('Worker %d of %d (%s%s): %d images of each batch of %d' % (
                 cluster.index, cluster.size, cluster.address, ', the chief' if chief else '',
-                training.replica_batch(cfg), cfg['batch_size']), flush=True)
+                run_data.worker_batch(cfg), cfg['batch_size']), flush=True)
+            sharding = run_data.describe_sharding(cfg, data, cluster.index)
+            if sharding:
+                print(sharding, flush=True)
         else:
-            worker = None
-            g = training.build_graph(cfg, data, cfg['steps_per_epoch'])
+            worker, devices = None, distributed.local_replicas()
+            if devices:
+                strategy = distributed.local_strategy(devices)
+                with strategy.scope():
+                    g = training.build_graph(cfg, data, cfg['steps_per_epoch'], strategy)
+                print('Replicas: %d devices (%s), %d images each of every batch of %d' % (
+                    len(devices), ', '.join(devices), cfg['batch_size'] // len(devices),
+                    cfg['batch_size']), flush=True)
+            else:
+                g = training.build_graph(cfg, data, cfg['steps_per_epoch'])
             session = v1.Session(config=training.session_config(cfg))
         with session as sess:
             return run_session(cfg, sess, graph, g, worker, latest, damaged, data)

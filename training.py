@@ -80,10 +80,11 @@ def check_config(cfg):
     if cfg['batch_size'] % workers:
         raise UsageError('--batch_size %d (the global batch) is not a multiple of the %d workers '
                          'TF_CONFIG lists: each takes an equal share' % (cfg['batch_size'], workers))
-    if replica_batch(cfg) % training_towers(cfg):
+    if run_data.worker_batch(cfg) % training_towers(cfg):
         raise UsageError('--batch_size %d%s is not a multiple of --towers %d: each tower takes an '
-                         'equal share' % (cfg['batch_size'], ' (%d a worker)' % replica_batch(cfg)
-                                          if workers > 1 else '', training_towers(cfg)))
+                         'equal share' % (cfg['batch_size'], ' (%d a worker)'
+                                          % run_data.worker_batch(cfg) if workers > 1 else '',
+                                          training_towers(cfg)))
     side = data_utils.IMAGE_SHAPE[0]
     if not 0 <= cfg['cutout'] <= side:
         raise UsageError('--cutout must be a side in pixels from 0 (off) to %d, got %r'
@@ -176,12 +177,7 @@ def training_pointwise(cfg):
 
 def training_towers(cfg):
     """cfg's --towers, with 'auto' resolved for this machine as cpu_kernels.settle does."""
-    return cpu_kernels.towers_choice(cfg['towers'], replica_batch(cfg))[0]
-
-
-def replica_batch(cfg):
-    """The images of a step each worker takes: --batch_size is the global batch."""
-    return cfg['batch_size'] // cfg.get('workers', 1)
+    return cpu_kernels.towers_choice(cfg['towers'], run_data.worker_batch(cfg))[0]
 
 
 def _split_batch(images, parts):
@@ -371,15 +367,16 @@ def replicated_step(strategy, cfg, images, labels, num_classes, global_step, lr,
     """training_step on each of this worker's replicas (one on a CPU), the gradients summed
     across the cluster; loss and accuracy are the global batch's (an all-reduce of two scalars)."""
     local = len(strategy.extended.worker_devices)
-    if replica_batch(cfg) % local:
-        raise UsageError('--batch_size %d gives each worker %d images, not a multiple of its %d '
-                         'GPUs' % (cfg['batch_size'], replica_batch(cfg), local))
+    if run_data.worker_batch(cfg) % local:
+        raise UsageError('--batch_size %d%s is not a multiple of the %d GPUs: each takes an equal '
+                         'share' % (cfg['batch_size'], ' (%d a worker)' % run_data.worker_batch(cfg)
+                                    if cfg.get('workers', 1) > 1 else '', local))
     made = []
 
     def step(images, labels):
         index = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
         if local > 1:  # a worker's images are shared out between its GPUs as towers share a batch
-            size = replica_batch(cfg) // local
+            size = run_data.worker_batch(cfg) // local
             start = index % local * size
             images, labels = images[start:start + size], labels[start:start + size]
         loss, accuracy, minimize, variables = training_step(

@@ -198,11 +198,84 @@ def test_slims_tfrecord_layout_is_read_unchanged(tmp_path):
     (tmp_path / 'labels.txt').write_text(''.join('%d:%s\n' % (i, n) for i, n in enumerate(names)))
     data = datasets.load_tfrecord(str(tmp_path))
     assert data['label_names'] == names
-    assert (data['train'].count, data['val'].count, data['test'].count) == (10, 4, 0)
+    assert (data['train'].counts, data['val'].counts, data['test'].counts) == ((5, 5), (4,), ())
     assert [os.path.basename(p) for p in data['train'].shards] == [
         'flowers_train_00000-of-00002.tfrecord', 'flowers_train_00001-of-00002.tfrecord']
     images, labels = datasets.decode_into_memory(data['val'], 3, 'val')
     assert images.shape == (4, 32, 32, 3) and list(labels) == [0, 1, 2, 0]
+
+
+def worker_views(split, worker, batch, steps, epoch=0, skip=0):
+    """The eval views (augment off) a worker's training pipeline yields, a list of batches."""
+    with tf.Graph().as_default(), v1.Session() as sess:
+        images, labels, init, feed = image_pipeline.input_pipeline(
+            split, 3, batch, True, 24, seed=5, augment=False, worker=worker)
+        sess.run(init, feed(epoch=epoch, skip_batches=skip))
+        return [sess.run(images) for _ in range(steps)]
+
+
+def views_of(shards):
+    """{bytes of the view: shard} of every record of the shards, as evaluation sees it."""
+    seen = {}
+    for shard in shards:
+        split = datasets.Records([shard], (0,))
+        for source, _, label in datasets.elements(split).as_numpy_iterator():
+            image, _ = datasets.decode(tf.constant(source), tf.constant(b''), label, 3, False)
+            seen[image_pipeline.eval_view(image, 24).numpy().tobytes()] = shard
+    return seen
+
+
+def test_tfrecords_are_sharded_by_file_between_workers(tmp_path):
+    write_slim_shards(tmp_path, ['a', 'b', 'c'], 6, 4, 'train')
+    (tmp_path / 'labels.txt').write_text('0:a\n1:b\n2:c\n')
+    split = datasets.load_tfrecord(str(tmp_path))['train']
+    cfg = dict(cli.parse_config(['--batch_size', '4']), workers=2)
+    data = dict(train_images=split)
+    # 2 shards of 6 records a worker, 2 images a step: 6 steps, the single process's 24 // 4.
+    assert run_data.steps_in_epoch(cfg, data) == 6
+    assert run_data.describe_sharding(cfg, data, 1) == (
+        'Data: reads 2 of the 4 TFRecord shards (12 records), sharded by file')
+    views = views_of(split.shards)
+    assert len(views) == 24
+    read = []
+    for index in (0, 1):
+        epoch = worker_views(split, (index, 2), 4, 6)
+        assert all(b.shape == (2, 24, 24, 3) for b in epoch)
+        shards = {views[image.tobytes()] for b in epoch for image in b}
+        # Each worker reads its own shards whole, once an epoch, and nothing of the others'.
+        assert shards == set(split.shards[index::2])
+        read.extend(image.tobytes() for b in epoch for image in b)
+        # Seeded: the same again, resumed where it stopped, and another order next epoch.
+        resumed = worker_views(split, (index, 2), 4, 4, skip=2)
+        np.testing.assert_array_equal(np.stack(epoch[2:]), np.stack(resumed))
+        later = worker_views(split, (index, 2), 4, 6, epoch=1)
+        assert not np.array_equal(np.stack(epoch), np.stack(later))
+    assert sorted(read) == sorted(views)
+
+
+def test_fewer_shards_than_workers_are_sliced_by_batch(tmp_path):
+    write_slim_shards(tmp_path, ['a', 'b', 'c'], 6, 1, 'train')
+    (tmp_path / 'labels.txt').write_text('0:a\n1:b\n2:c\n')
+    split = datasets.load_tfrecord(str(tmp_path))['train']
+    cfg = dict(cli.parse_config(['--batch_size', '4']), workers=2)
+    assert run_data.steps_in_epoch(cfg, dict(train_images=split)) == 1
+    assert 'each reads them all' in run_data.describe_sharding(cfg, dict(train_images=split), 0)
+    whole = worker_views(split, (0, 1), 4, 1)[0]
+    halves = [worker_views(split, (i, 2), 4, 1)[0] for i in (0, 1)]
+    np.testing.assert_array_equal(whole, np.concatenate(halves))
+
+
+def test_unequal_shards_between_workers_say_what_an_epoch_leaves_out(tmp_path):
+    write_slim_shards(tmp_path, ['a', 'b', 'c'], 6, 3, 'train')
+    (tmp_path / 'labels.txt').write_text('0:a\n1:b\n2:c\n')
+    data = dict(train_images=datasets.load_tfrecord(str(tmp_path))['train'])
+    cfg = dict(cli.parse_config(['--batch_size', '4']), workers=2)
+    # Worker 0 holds 2 shards, worker 1 one: lockstep at worker 1's 6 records, 3 steps.
+    assert run_data.steps_in_epoch(cfg, data) == 3
+    assert run_data.describe_sharding(cfg, data, 0) == (
+        'Data: reads 2 of the 3 TFRecord shards (12 records), sharded by file; an epoch is 3 '
+        'steps, not 4, as the smallest worker\'s shards hold 6 records: write a multiple of 2 '
+        'shards of equal size for all of them')
 
 
 @pytest.mark.parametrize('text,message', [

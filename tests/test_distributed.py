@@ -12,9 +12,13 @@ import pytest
 import tensorflow as tf
 
 import checkpoints
+import convert_to_tfrecord
 import cli
 import cluster
+import distributed
 import train
+import training
+from conftest import own_images
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = ['--width', '0.25', '--batch_size', '16', '--batch_norm_decay', '0.8', '--eval_batch_size',
@@ -176,6 +180,21 @@ def test_a_killed_worker_stops_the_other_and_the_pair_resumes(tiny_cifar, tmp_pa
     assert epochs_in(run) == [(1, 200), (2, 400)]
 
 
+def test_a_stalled_worker_is_named_as_stalled(tiny_cifar, tmp_path):
+    run, argv, processes, ports = pair_in_epoch_2(tiny_cifar, tmp_path)
+    processes[1].send_signal(signal.SIGSTOP)  # alive, its port open, its server silent
+    stopped_at = time.time()
+    try:
+        assert finish(processes[:1]) == [1], log(tmp_path, 0)[-3000:]
+        assert time.time() - stopped_at < 15 + 60
+    finally:
+        processes[1].kill()
+    lines = [line for line in log(tmp_path, 0).splitlines() if 'error' in line]
+    assert lines[-1].startswith('train.py: error: lost worker 1 (localhost:%d), stalled (its port '
+                                'takes connections, its server does not answer' % ports[1])
+    assert epochs_in(run) == [(1, 200)]
+
+
 @pytest.mark.parametrize('value,says', [
     ('{"cluster": ', 'TF_CONFIG is not JSON ('),
     ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
@@ -232,3 +251,71 @@ def test_the_chief_stopped_mid_epoch_saves_and_the_pair_resumes_there(tiny_cifar
     assert finish(processes) == [0, 0], log(tmp_path, 0)[-3000:]
     assert 'Resuming from %s' % saved in log(tmp_path, 1)
     assert epochs_in(run) == [(1, 200), (2, 400)]
+
+
+def test_two_workers_read_their_own_tfrecord_shards_in_lockstep(tmp_path):
+    # 24 images in 4 shards of 6; each worker reads 2 of them, 2 images a step: 6 steps an epoch.
+    written, _ = convert_to_tfrecord.convert(str(own_images(tmp_path / 'own')),
+                                             str(tmp_path / 'rec'), shards=4, name='own')
+    assert written == dict(train=24)
+    run = tmp_path / 'run'
+    argv = ['--dataset', 'tfrecord', '--data_dir', str(tmp_path / 'rec'), '--image_size', '40',
+            '--width', '0.25', '--batch_size', '4', '--eval_batch_size', '8', '--lr', '0.02',
+            '--epochs', '2', '--ckpt_dir', str(run)]
+    processes, _ = start_workers(tmp_path, argv)
+    assert finish(processes) == [0, 0], log(tmp_path, 0)[-3000:] + log(tmp_path, 1)[-3000:]
+    for index in (0, 1):
+        assert 'Data: reads 2 of the 4 TFRecord shards (12 records), sharded by file' in log(
+            tmp_path, index)
+    steps = [json.loads((tmp_path / ('digests%d.json' % i)).read_text()) for i in (0, 1)]
+    assert len(steps[0]) == 12 and steps[0] == steps[1]
+    assert epochs_in(run) == [(1, 6), (2, 12)]
+
+
+def test_replicas_of_one_machine_step_as_one_process_of_two_towers(capsys, tiny_cifar, tmp_path,
+                                                                    monkeypatch):
+    # Two GPUs, as MirroredStrategy sees them, played by two CPU devices of one session.
+    start = tmp_path / 'start'
+    assert train.main(RUN[:-4] + ['--epochs', '1', '--steps_per_epoch', '1', '--data_dir',
+                                  str(tiny_cifar), '--ckpt_dir', str(start)]) == 0
+    argv = RUN + ['--epochs', '2', '--load_pretrain', '1', '--pretrain_path', str(start),
+                  '--data_dir', str(tiny_cifar)]
+    single = tmp_path / 'single'
+    assert train.main(argv + ['--towers', '2', '--ckpt_dir', str(single)]) == 0
+    session_config = training.session_config
+
+    def two_cpus(cfg):
+        config_proto = session_config(cfg)
+        config_proto.device_count['CPU'] = 2
+        return config_proto
+
+    monkeypatch.setattr(distributed, 'local_replicas', lambda: ['/cpu:0', '/cpu:1'])
+    monkeypatch.setattr(training, 'session_config', two_cpus)
+    run = tmp_path / 'run'
+    assert train.main(argv + ['--towers', '1', '--ckpt_dir', str(run)]) == 0
+    assert ('Replicas: 2 devices (/cpu:0, /cpu:1), 8 images each of every batch of 16'
+            in capsys.readouterr().out)
+    assert epochs_in(run) == [(1, 3), (2, 6)]
+    ours, theirs = weights(run / 'model.ckpt-6'), weights(single / 'model.ckpt-6')
+    assert sorted(ours) == sorted(theirs)
+    for name in ours:
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    # Resumed: each replica's variables from the one checkpoint.
+    assert train.main([a if a != '2' else '3' for a in argv] + ['--towers', '1', '--ckpt_dir',
+                                                                str(run)]) == 0
+    assert epochs_in(run) == [(1, 3), (2, 6), (3, 9)]
+
+
+def test_a_batch_larger_than_a_workers_shards_is_one_line(capsys, tmp_path, monkeypatch):
+    # 3 shards of 8 records: worker 1 reads one, 8 records, fewer than its 10 images a step.
+    convert_to_tfrecord.convert(str(own_images(tmp_path / 'own')), str(tmp_path / 'rec'),
+                                shards=3, name='own')
+    monkeypatch.setenv('TF_CONFIG', tf_config(['localhost:%d' % p for p in free_ports(2)], 1))
+    capsys.readouterr()
+    assert train.main(['--dataset', 'tfrecord', '--data_dir', str(tmp_path / 'rec'),
+                       '--image_size', '40', '--batch_size', '20',
+                       '--ckpt_dir', str(tmp_path / 'run')]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['train.py: error: --batch_size 20 gives each of the 2 workers 10 images a step, '
+                   'more than the 8 records of the smallest worker\'s TFRecord shards; pass '
+                   '--batch_size 16 or less']

@@ -55,6 +55,22 @@ def test_only_the_logits_have_a_bias_and_moving_stats_are_not_trained():
     assert not [n for n in trainable if 'moving_' in n]
 
 
+def test_moving_stats_stay_untrained_under_a_strategy_and_after_it():
+    # tf.distribute appends TRAINABLE_VARIABLES to the collections list it is given: a list
+    # shared between variables once made every later moving statistic trainable.
+    def moving_trained(graph):
+        return [v.op.name for v in graph.get_collection(v1.GraphKeys.TRAINABLE_VARIABLES)
+                if 'moving_' in v.op.name]
+    with tf.Graph().as_default() as graph:
+        strategy = v1.distribute.MirroredStrategy(['/cpu:0'])
+        with strategy.scope():
+            strategy.extended.call_for_each_replica(lambda: mobilenet.mobilenet_v1(
+                v1.placeholder(tf.float32, [2, 32, 32, 3]), num_classes=10,
+                depth_multiplier=0.25)[0])
+    assert moving_trained(graph) == []
+    assert moving_trained(build(size=32, num_classes=10, depth_multiplier=0.25)[0]) == []
+
+
 def test_end_points_and_shapes():
     _, _, logits, end_points = build(size=224, num_classes=1001)
     assert logits.shape.as_list() == [2, 1001]
