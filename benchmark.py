@@ -47,13 +47,13 @@ import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import cli
-import cpu_kernels
+from preflight import command_line
+from preflight import errors
+from preflight import cpu_kernels
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line.ArgumentParser(description=__doc__)
     parser.add_argument('--width', type=float, default=1.0,
                         help='width multiplier, for ours and as Keras alpha (default: %(default)s)')
     parser.add_argument('--image_size', type=int, default=32,
@@ -63,7 +63,7 @@ def parse_args(argv=None):
                              "'cifar' 1 (train.py's default) (default: %(default)s)")
     parser.add_argument('--batch_size', type=int, default=128,
                         help='batch size for training and inference (default: %(default)s)')
-    parser.add_argument('--towers', type=cli.FLAG_TYPES['towers'], default='auto',
+    parser.add_argument('--towers', type=command_line.FLAG_TYPES['towers'], default='auto',
                         metavar='N|auto',
                         help="network copies splitting each training batch, as train.py's --towers: "
                              "'auto' chooses for this machine (default: %(default)s)")
@@ -146,7 +146,7 @@ def parse_args(argv=None):
 
 def model_config(args):
     """train.py's resolved configuration (default preset) with the benchmark's flags."""
-    return cli.parse_config(['--width', repr(args.width), '--image_size', str(args.image_size),
+    return command_line.parse_config(['--width', repr(args.width), '--image_size', str(args.image_size),
                              '--stem', args.stem, '--batch_size', str(args.batch_size),
                              '--towers', str(args.towers), '--onednn', args.onednn,
                              '--pointwise', args.pointwise, '--data_dir', args.data_dir])
@@ -244,28 +244,23 @@ def format_report(summary):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        cfg, kernels = cpu_kernels.settle(model_config(args))
-    except cli.UsageError as e:
-        return _error(e)
+    return errors.run_program('benchmark.py', lambda: benchmark(args))
+
+
+def benchmark(args):
+    cfg, kernels = cpu_kernels.settle(model_config(args))
     print(kernels, flush=True)
     # Only now: TensorFlow picks its CPU kernels when it is imported.
-    import data_utils
-    import speed
-    import training
-    try:
-        training.check_config(cfg)
-    except cli.UsageError as e:
-        return _error(e)
+    cpu_kernels.import_tensorflow()
+    from benchmarking import speed
+    from training import checks
+    checks.check_config(cfg)
     one_tower = None
     if cfg['towers'] > 1:
         one_tower = _one_tower_process(args, cfg)
         if isinstance(one_tower, str):
-            return _error(one_tower)
-    try:
-        summary = speed.run(args, cfg)
-    except data_utils.DataError as e:
-        return _error(e)
+            raise errors.ProjectError(one_tower)
+    summary = speed.run(args, cfg)
     if one_tower is not None:
         summary = speed.merge_one_tower(summary, one_tower)
     print(format_report(summary), flush=True)
@@ -275,9 +270,8 @@ def main(argv=None):
             with open(args.output, 'w') as f:
                 f.write(line + '\n')
         except OSError as e:
-            return _error('%s: cannot write (%s)' % (args.output, e.strerror or e))
+            raise errors.UsageError('%s: cannot write (%s)' % (args.output, e.strerror or e)) from e
     print(line, flush=True)
-    return 0
 
 
 def _one_tower_process(args, cfg):
@@ -306,11 +300,6 @@ def _one_tower_process(args, cfg):
                 child.returncode, lines[-1] if lines else '')
         with open(output) as f:
             return json.loads(f.read())
-
-
-def _error(message):
-    print('benchmark.py: error: %s' % message, file=sys.stderr)
-    return 2
 
 
 if __name__ == '__main__':

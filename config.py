@@ -2,8 +2,9 @@
 
 Edit DEFAULTS or a preset for an experiment; any value can also be overridden
 on the command line (`python3 train.py --lr 0.05`), and `train.py --help`
-shows the comment beside each name here as that flag's help. A run saves the
-resolved values to `<ckpt_dir>/config.json`.
+shows the comment beside each name here as that flag's help: every value needs
+one, and a comment continued on the next line, indented past the names, is read
+whole. A run saves the resolved values to `<ckpt_dir>/config.json`.
 
 Presets change a few values on top of DEFAULTS (`--preset NAME`):
   seed   the 2019 recipe this project replaces: Adam, lr 1e-3, batch 16, lr x0.99
@@ -19,7 +20,7 @@ Presets change a few values on top of DEFAULTS (`--preset NAME`):
 
 DEFAULTS = dict(
     # Data
-    dataset='cifar10',            # 'cifar10' (python pickles), 'folder' (class subfolders of images) or 'tfrecord' (TF-Slim's shards); see datasets.py
+    dataset='cifar10',            # 'cifar10' (python pickles), 'folder' (class subfolders of images) or 'tfrecord' (TF-Slim's shards); see datasets/
     data_dir='cifar',             # the dataset's folder; CIFAR-10 is downloaded there if absent
     cifar_archive='',             # local cifar-10-python.tar.gz to extract instead of downloading
     val_size=0,                   # training images held out as a validation split (0: none; a folder's validation/ or val/ is used as is)
@@ -86,17 +87,10 @@ PRESETS = dict(
 
 DEFAULT_PRESET = 'cifar'
 
+# The datasets --dataset names (datasets/factory.py reads them).
+DATASETS = ('cifar10', 'folder', 'tfrecord')
 
-def _help_texts():
-    """The comment beside each DEFAULTS entry, read from this file so help and config agree."""
-    import re
-    texts = {}
-    with open(__file__, encoding='utf-8') as f:
-        for line in f:
-            match = re.match(r'\s+(\w+)=.*?#\s*(.+)$', line)
-            if match and match.group(1) in DEFAULTS:
-                texts.setdefault(match.group(1), match.group(2).strip())
-    return texts
-
-
-HELP = _help_texts()
+# The values a frozen graph or TFLite model keeps in its metadata, and the flags that describe a
+# checkpoint saved without its config.json.
+ARCHITECTURE_KEYS = ('width', 'min_depth', 'stem', 'use_explicit_padding', 'image_size',
+                     'normalization')

@@ -11,22 +11,27 @@ and OUT/labels.txt ('0:name' lines). Images that do not decode are left out and 
 Everything is written to a hidden folder first and moved into OUT at the end: an interrupted
 conversion leaves nothing half-written behind.
 """
-import argparse
 import os
 import re
-import shutil
 import sys
-import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from preflight import cpu_kernels
+
+cpu_kernels.import_tensorflow()  # before the imports below bring it in with its notice
 
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-import datasets
-import image_decoding
-from data_utils import DataError
+from datasets import image_files
+from datasets import image_folder
+from datasets import sources
+from datasets import tfrecords
+from preflight import command_line
+from preflight import errors
+from preflight import files
 
 # The names slim's download_and_convert scripts give the splits.
 SPLIT_WORDS = dict(train='train', val='validation', test='test')
@@ -44,8 +49,8 @@ def example(path, label):
     with open(path, 'rb') as f:
         encoded = f.read()
     try:
-        shape = image_decoding.to_rgb(encoded).shape  # as training will see it
-    except image_decoding.ImageError:
+        shape = image_files.to_rgb(encoded).shape  # as training will see it
+    except errors.ImageError:
         return None
     return tf.train.Example(features=tf.train.Features(feature={
         'image/encoded': _feature(encoded),
@@ -59,51 +64,38 @@ def example(path, label):
 
 def convert(data_dir, out_dir, shards, name, seed=0):
     """{split: records written}; the images that did not decode are returned as a list too."""
-    splits = datasets.load_folder(data_dir)
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix='.%s.' % os.path.basename(os.path.abspath(out_dir)),
-                               dir=parent)
+    splits = image_folder.load_folder(data_dir)
     written, bad = {}, []
-    try:
+    with files.staged_folder(out_dir, prefix='.%s.' % os.path.basename(os.path.abspath(out_dir))) \
+            as staging:
         for split in ('train', 'val', 'test'):
-            files = splits[split]
-            if not files.paths:
+            files_of_split = splits[split]
+            if not files_of_split.paths:
                 continue
             # Shuffled once, so that every shard holds every class (slim does the same).
-            order = np.random.RandomState(seed).permutation(len(files.paths))
+            order = np.random.RandomState(seed).permutation(len(files_of_split.paths))
             count = min(shards, len(order))
             writers = [tf.io.TFRecordWriter(os.path.join(
                 staging, '%s_%s_%05d-of-%05d.tfrecord' % (name, SPLIT_WORDS[split], i, count)))
                 for i in range(count)]
             written[split] = 0
             for index in tqdm(order, desc=split, unit='img', leave=False):
-                record = example(files.paths[index], files.labels[index])
+                record = example(files_of_split.paths[index], files_of_split.labels[index])
                 if record is None:
-                    bad.append(files.paths[index])
+                    bad.append(files_of_split.paths[index])
                     continue
                 # Dealt by records written, so that the shards stay equal (for workers' shares).
                 writers[written[split] % count].write(record.SerializeToString())
                 written[split] += 1
             for writer in writers:
                 writer.close()
-        with open(os.path.join(staging, datasets.LABELS_FILE), 'w', encoding='utf-8') as f:
+        with open(os.path.join(staging, tfrecords.LABELS_FILE), 'w', encoding='utf-8') as f:
             f.writelines('%d:%s\n' % (i, label) for i, label in enumerate(splits['label_names']))
-        if os.path.isdir(out_dir):
-            for entry in os.listdir(staging):
-                os.replace(os.path.join(staging, entry), os.path.join(out_dir, entry))
-            os.rmdir(staging)
-        else:
-            os.replace(staging, out_dir)
-    finally:
-        if os.path.isdir(staging):
-            shutil.rmtree(staging)
     return written, bad
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line.ArgumentParser(description=__doc__)
     parser.add_argument('data_dir', help='folder dataset (class subfolders, or train/ etc.)')
     parser.add_argument('out_dir', help='folder for the shards and labels.txt (created)')
     parser.add_argument('--shards', type=int, default=4,
@@ -115,29 +107,26 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.shards < 1:
         parser.error('--shards must be 1 or more, got %d' % args.shards)
-    words = [w for words in datasets.SPLIT_NAMES.values() for w in words
+    words = [w for words in sources.SPLIT_NAMES.values() for w in words
              if re.search(r'(^|[_.-])%s([_.-]|$)' % w, args.name)]
     if words or not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]*', args.name):
         parser.error('--name %r: use letters, digits, _ . - and none of the split words %s as a '
                      'word of its own (the shards are found by them)'
-                     % (args.name, ', '.join(w for ws in datasets.SPLIT_NAMES.values() for w in ws)))
+                     % (args.name, ', '.join(w for ws in sources.SPLIT_NAMES.values() for w in ws)))
     if os.path.isdir(args.out_dir) and any(f.endswith('.tfrecord') for f in os.listdir(args.out_dir)):
         parser.error('%s already holds .tfrecord files; pass an empty or new folder' % args.out_dir)
+    return errors.run_program('convert_to_tfrecord.py', lambda: _convert(args))
+
+
+def _convert(args):
     try:
         written, bad = convert(args.data_dir, args.out_dir, args.shards, args.name, args.seed)
-    except DataError as e:
-        print('convert_to_tfrecord.py: error: %s' % e, file=sys.stderr)
-        return 2
     except OSError as e:
-        print('convert_to_tfrecord.py: error: %s: %s' % (e.filename or args.out_dir,
-                                                         e.strerror or e), file=sys.stderr)
-        return 2
+        raise errors.UsageError('%s: %s' % (e.filename or args.out_dir, e.strerror or e)) from e
     for path in bad:
         print('skipped (does not decode): %s' % path, file=sys.stderr)
     print('wrote %s to %s' % (', '.join('%d %s records' % (n, s) for s, n in written.items()),
                               args.out_dir))
-    return 0
-
 
 if __name__ == '__main__':
     sys.exit(main())

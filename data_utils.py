@@ -20,63 +20,74 @@ the loaders return images as uint8 NHWC [N, 32, 32, 3] and labels as int64 [N].
 """
 
 import hashlib
+
 import http.client
+
 import io
+
 import os
+
 import pickle
+
 import shutil
+
 import tarfile
-import tempfile
+
+
 import urllib.request
+
 import zlib
 
 import numpy as np
+
 import tensorflow as tf
+
 from tqdm import tqdm
+from preflight import errors
+from preflight import files
+
+
 
 CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
+
 CIFAR10_MD5 = 'c58f30108f718f92721af3b95e74349a'
+
 TRAIN_FILES = ['data_batch_%d' % i for i in range(1, 6)]
+
 TEST_FILE = 'test_batch'
+
 META_FILE = 'batches.meta'
+
 NUM_CLASSES = 10
 
 # The widely published per-channel statistics of the training set
 # ((0.4914, 0.4822, 0.4465) and (0.2470, 0.2435, 0.2616) in 0..1 units), kept
 # so that results and exported models stay comparable with other CIFAR work.
 CIFAR10_MEAN = (125.307, 122.961, 113.8575)
+
 CIFAR10_STD = (62.985, 62.0925, 66.708)
 
 _ARCHIVE_DIR = 'cifar-10-batches-py'
+
 _ALL_FILES = TRAIN_FILES + [TEST_FILE, META_FILE]
+
 IMAGE_SHAPE = (32, 32, 3)
+
 _PIXELS_PER_IMAGE = 32 * 32 * 3
+
 _DOWNLOAD_TIMEOUT_S = 60
+
 _ARCHIVE_HINT = ('pass a local copy of cifar-10-python.tar.gz with --cifar_archive PATH, '
                  'or put the CIFAR-10 python files in %s')
-
-
-class DataError(Exception):
-    """Missing or bad data: CIFAR-10 files, or a folder or TFRecord dataset of own images.
-
-    str(e) is ONE line naming the file and what is wrong, shown to the user as is.
-    """
-
 
 def _one_line(error):
     """An exception as 'Type: message' on a single line, for DataError texts."""
     return ' '.join(('%s: %s' % (type(error).__name__, error)).split())
 
-
-# --------------------------------------------------------------------------
-# Download and extraction
-# --------------------------------------------------------------------------
-
 def missing_files(data_dir):
     """The official files not (yet) in data_dir."""
     return [name for name in _ALL_FILES
             if not os.path.isfile(os.path.join(data_dir, name))]
-
 
 def ensure_cifar10(data_dir, archive=None, url=CIFAR10_URL, md5=CIFAR10_MD5):
     """Make sure the seven CIFAR-10 python files are in `data_dir`.
@@ -87,40 +98,40 @@ def ensure_cifar10(data_dir, archive=None, url=CIFAR10_URL, md5=CIFAR10_MD5):
     missing = missing_files(data_dir)
     if not missing:
         return
-    # Everything is staged in a private directory inside data_dir: it is on
-    # the same filesystem, so each os.replace below is atomic, and removing it
-    # on any exit (errors and KeyboardInterrupt alike) means data_dir never
-    # holds a half-written file that load_cifar10 would later trip over.
+    # Everything is staged in a private directory inside data_dir (preflight/files.py): each
+    # file moves in whole, and data_dir never holds a half-written file that load_cifar10
+    # would later trip over.
     try:
         os.makedirs(data_dir, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix='.cifar-10-staging-', dir=data_dir)
+        with files.staged_folder(data_dir, prefix='.cifar-10-staging-') as staging:
+            _stage_cifar10(data_dir, staging, missing, archive, url, md5)
     except OSError as e:
-        raise DataError('%s: cannot write the data directory (%s)'
-                        % (data_dir, _one_line(e))) from e
-    try:
-        if archive is None:
-            downloaded = os.path.join(staging, 'cifar-10-python.tar.gz.part')
-            try:
-                _download(url, downloaded, data_dir)
-            except DataError as e:
-                if len(missing) == len(_ALL_FILES):
-                    raise
-                # Most of the set is there: what is missing is the news, not the download.
-                raise DataError('%s: CIFAR-10 file(s) %s missing (the others are there), and '
-                                'fetching them again failed: %s'
-                                % (data_dir, ', '.join(missing), e)) from e
-            # The downloaded file is deleted on the way out, so name the URL.
-            _check_md5(downloaded, md5, url,
-                       'corrupt or incomplete download; retry, or ' + _ARCHIVE_HINT % data_dir)
-            archive = downloaded
-        else:
-            _check_md5(archive, md5, archive,
-                       'not the official cifar-10-python.tar.gz, or a corrupt or incomplete copy')
+        raise errors.DataError('%s: cannot write the data directory (%s)'
+                               % (data_dir, _one_line(e))) from e
+
+
+def _stage_cifar10(data_dir, staging, missing, archive, url, md5):
+    """The seven files in `staging`, from `archive` or a download checked against `md5`."""
+    if archive is None:
+        downloaded = os.path.join(staging, 'cifar-10-python.tar.gz.part')
+        try:
+            _download(url, downloaded, data_dir)
+        except errors.DataError as e:
+            if len(missing) == len(_ALL_FILES):
+                raise
+            # Most of the set is there: what is missing is the news, not the download.
+            raise errors.DataError('%s: CIFAR-10 file(s) %s missing (the others are there), '
+                                   'and fetching them again failed: %s'
+                                   % (data_dir, ', '.join(missing), e)) from e
+        # The downloaded file is deleted on the way out, so name the URL.
+        _check_md5(downloaded, md5, url,
+                   'corrupt or incomplete download; retry, or ' + _ARCHIVE_HINT % data_dir)
+        _extract_members(downloaded, staging)
+        os.remove(downloaded)
+    else:
+        _check_md5(archive, md5, archive,
+                   'not the official cifar-10-python.tar.gz, or a corrupt or incomplete copy')
         _extract_members(archive, staging)
-        for name in _ALL_FILES:
-            os.replace(os.path.join(staging, name), os.path.join(data_dir, name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _download(url, path, data_dir):
@@ -136,9 +147,8 @@ def _download(url, path, data_dir):
     # URLError, HTTPError and socket timeouts are all OSErrors; HTTPException
     # covers protocol failures such as a broken chunked transfer.
     except (OSError, http.client.HTTPException) as e:
-        raise DataError('%s: download failed (%s); %s'
+        raise errors.DataError('%s: download failed (%s); %s'
                         % (url, _one_line(e), _ARCHIVE_HINT % data_dir)) from e
-
 
 def _check_md5(path, expected, shown_name, hint):
     digest = hashlib.md5()
@@ -147,11 +157,10 @@ def _check_md5(path, expected, shown_name, hint):
             for chunk in iter(lambda: f.read(1 << 20), b''):
                 digest.update(chunk)
     except OSError as e:
-        raise DataError('%s: cannot read archive (%s)' % (shown_name, _one_line(e))) from e
+        raise errors.DataError('%s: cannot read archive (%s)' % (shown_name, _one_line(e))) from e
     if digest.hexdigest() != expected:
-        raise DataError('%s: MD5 mismatch: got %s, expected %s (%s)'
+        raise errors.DataError('%s: MD5 mismatch: got %s, expected %s (%s)'
                         % (shown_name, digest.hexdigest(), expected, hint))
-
 
 def _extract_members(archive, dest_dir):
     """Copies the seven expected regular-file members into dest_dir.
@@ -171,14 +180,9 @@ def _extract_members(archive, dest_dir):
                             open(os.path.join(dest_dir, name), 'wb') as dst:
                         shutil.copyfileobj(src, dst)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise DataError('%s: cannot extract (%s)' % (archive, _one_line(e))) from e
+        raise errors.DataError('%s: cannot extract (%s)' % (archive, _one_line(e))) from e
     if wanted:
-        raise DataError('%s: archive lacks %s' % (archive, ', '.join(sorted(wanted))))
-
-
-# --------------------------------------------------------------------------
-# Loading and validation
-# --------------------------------------------------------------------------
+        raise errors.DataError('%s: archive lacks %s' % (archive, ', '.join(sorted(wanted))))
 
 class _CifarUnpickler(pickle.Unpickler):
     """Resolves only the globals the official pickles need.
@@ -206,26 +210,24 @@ class _CifarUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError('refusing to load global %s.%s' % (module, name))
         return super().find_class(module, name)
 
-
 def _unpickle_dict(path):
     try:
         with open(path, 'rb') as f:
             content = f.read()
     except FileNotFoundError as e:
-        raise DataError('%s: file not found' % path) from e
+        raise errors.DataError('%s: file not found' % path) from e
     except OSError as e:
-        raise DataError('%s: cannot read (%s)' % (path, _one_line(e))) from e
+        raise errors.DataError('%s: cannot read (%s)' % (path, _one_line(e))) from e
     try:
         obj = _CifarUnpickler(io.BytesIO(content), encoding='bytes').load()
     # Damaged pickles fail in many ways (EOFError, UnpicklingError,
     # ValueError, KeyError, MemoryError, ...); each means the same to the user.
     except Exception as e:
-        raise DataError('%s: cannot unpickle (%s); the file is truncated, corrupt or not '
+        raise errors.DataError('%s: cannot unpickle (%s); the file is truncated, corrupt or not '
                         'a CIFAR-10 batch' % (path, _one_line(e))) from e
     if not isinstance(obj, dict):
-        raise DataError('%s: expected a pickled dict, got %s' % (path, type(obj).__name__))
+        raise errors.DataError('%s: expected a pickled dict, got %s' % (path, type(obj).__name__))
     return obj
-
 
 def _field(batch, key, path):
     # The official files have bytes keys; str keys are accepted for files
@@ -233,33 +235,30 @@ def _field(batch, key, path):
     for candidate in (key.encode(), key):
         if candidate in batch:
             return batch[candidate]
-    raise DataError('%s: missing key %r' % (path, key))
-
+    raise errors.DataError('%s: missing key %r' % (path, key))
 
 def _images_from_data(data, path):
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
-        raise DataError('%s: data must be a uint8 numpy array, got %s'
+        raise errors.DataError('%s: data must be a uint8 numpy array, got %s'
                         % (path, getattr(data, 'dtype', type(data).__name__)))
     if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] != _PIXELS_PER_IMAGE:
-        raise DataError('%s: data has shape %s, expected [N, %d] with N >= 1'
+        raise errors.DataError('%s: data has shape %s, expected [N, %d] with N >= 1'
                         % (path, data.shape, _PIXELS_PER_IMAGE))
     planes = data.reshape(-1, IMAGE_SHAPE[2], IMAGE_SHAPE[0], IMAGE_SHAPE[1])
     return np.ascontiguousarray(planes.transpose(0, 2, 3, 1))
 
-
 def _checked_labels(raw_labels, num_images, path):
     labels = np.asarray(raw_labels)
     if labels.shape != (num_images,):
-        raise DataError('%s: expected %d labels (one per image), got shape %s'
+        raise errors.DataError('%s: expected %d labels (one per image), got shape %s'
                         % (path, num_images, labels.shape))
     if not np.issubdtype(labels.dtype, np.integer):
-        raise DataError('%s: labels must be integers, got %s' % (path, labels.dtype))
+        raise errors.DataError('%s: labels must be integers, got %s' % (path, labels.dtype))
     bad = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
     if bad.size:
-        raise DataError('%s: label %d at index %d is outside 0..%d'
+        raise errors.DataError('%s: label %d at index %d is outside 0..%d'
                         % (path, labels[bad[0]], bad[0], NUM_CLASSES - 1))
     return labels.astype(np.int64)
-
 
 def load_batch(path):
     """Returns (images uint8 [N, 32, 32, 3], labels int64 [N]); raises DataError."""
@@ -268,16 +267,14 @@ def load_batch(path):
     labels = _checked_labels(_field(batch, 'labels', path), len(images), path)
     return images, labels
 
-
 def load_label_names(data_dir):
     """The ten class names from batches.meta, as str; raises DataError."""
     path = os.path.join(data_dir, META_FILE)
     names = _field(_unpickle_dict(path), 'label_names', path)
     if (not isinstance(names, (list, tuple)) or len(names) != NUM_CLASSES
             or not all(isinstance(n, (bytes, str)) for n in names)):
-        raise DataError('%s: label_names must be a list of %d strings' % (path, NUM_CLASSES))
+        raise errors.DataError('%s: label_names must be a list of %d strings' % (path, NUM_CLASSES))
     return [n.decode('utf-8', 'replace') if isinstance(n, bytes) else n for n in names]
-
 
 def load_cifar10(data_dir):
     """Loads the whole data set from the seven files in data_dir.
@@ -287,7 +284,7 @@ def load_cifar10(data_dir):
     """
     missing = missing_files(data_dir)
     if missing:
-        raise DataError('%s: missing CIFAR-10 file(s) %s (download them with ensure_cifar10, or %s)'
+        raise errors.DataError('%s: missing CIFAR-10 file(s) %s (download them with ensure_cifar10, or %s)'
                         % (data_dir, ', '.join(missing), _ARCHIVE_HINT % data_dir))
     train = [load_batch(os.path.join(data_dir, name)) for name in TRAIN_FILES]
     test_images, test_labels = load_batch(os.path.join(data_dir, TEST_FILE))
@@ -298,7 +295,6 @@ def load_cifar10(data_dir):
         'test_labels': test_labels,
         'label_names': load_label_names(data_dir),
     }
-
 
 def split_validation(images, labels, num_val, seed=0):
     """Holds out `num_val` random examples, the same ones for the same seed.
@@ -316,17 +312,11 @@ def split_validation(images, labels, num_val, seed=0):
     train_idx = np.sort(order[num_val:])
     return images[train_idx], labels[train_idx], images[val_idx], labels[val_idx]
 
-
-# --------------------------------------------------------------------------
-# In-graph preprocessing and augmentation
-# --------------------------------------------------------------------------
-
 # mode -> (per-channel scale, per-channel offset): network input = x * scale + offset.
 _NORMALIZATIONS = {
     'cifar': (1.0 / np.array(CIFAR10_STD), -np.array(CIFAR10_MEAN) / np.array(CIFAR10_STD)),
     'inception': (np.full(3, 1.0 / 127.5), np.full(3, -1.0)),
 }
-
 
 def normalize(images, mode):
     """Maps raw float32 pixels 0..255 (NHWC) to network input.
@@ -345,7 +335,6 @@ def normalize(images, mode):
         kernel = tf.constant(np.diag(scale).reshape(1, 1, 3, 3), tf.float32, name='scale')
         scaled = tf.nn.conv2d(images, kernel, strides=1, padding='VALID')
         return tf.nn.bias_add(scaled, tf.constant(offset, tf.float32, name='offset'))
-
 
 def augment_batch(images, seed, pad=4, flip=True, cutout=0):
     """Random `pad`-pixel zero-padded crop, random horizontal flip, and cutout.
@@ -370,7 +359,6 @@ def augment_batch(images, seed, pad=4, flip=True, cutout=0):
     augmented.set_shape(images.shape)
     return augmented
 
-
 def _random_crop(images, pad, key):
     shape = tf.shape(images)
     padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
@@ -381,11 +369,9 @@ def _random_crop(images, pad, key):
     cropped_rows = tf.gather(padded, rows, axis=1, batch_dims=1)
     return tf.gather(cropped_rows, cols, axis=2, batch_dims=1)
 
-
 def _random_flip(images, key):
     flip = tf.random.stateless_uniform([tf.shape(images)[0]], key) < 0.5
     return tf.where(flip[:, None, None, None], tf.reverse(images, [2]), images)
-
 
 def _cutout(images, size, key):
     shape = tf.shape(images)
@@ -400,82 +386,3 @@ def _cutout(images, size, key):
     fill = tf.cast(tf.round(tf.constant(CIFAR10_MEAN)), images.dtype)
     return tf.where(mask, fill, images)
 
-
-# --------------------------------------------------------------------------
-# Input pipeline
-# --------------------------------------------------------------------------
-
-def input_pipeline(images, labels, batch_size, training, augment=True, image_size=32, seed=0,
-                   cutout=0, worker=(0, 1)):
-    """A graph-mode tf.data pipeline over uint8 NHWC images and integer labels.
-
-    Returns (images_batch, labels_batch, initializer, feed): images_batch is
-    float32 [B, image_size, image_size, 3] in raw 0..255 units (normalize() is
-    the model's job) and labels_batch is int32 [B]. Run `initializer` with the
-    feed_dict `feed(epoch, skip_batches)` before use. The arrays are fed through
-    placeholders rather than embedded as constants, which would put the whole
-    data set into the graph and every checkpoint's meta graph.
-
-    training=True: full batches only, augmented if `augment` (crop, flip, and
-    a `cutout`-pixel square if > 0; see augment_batch), the order and the
-    augmentation drawn from (seed, epoch): initialised with the same epoch and
-    skip_batches=k, it yields exactly what the k+1-th batch of that epoch was,
-    so a resumed run continues its epoch instead of replaying another. Past one
-    pass it reshuffles and goes on. training=False: every image exactly once
-    per initialisation, in order, the last batch possibly short.
-
-    worker=(i, n), training: every worker draws the same batches and keeps the i-th of n equal
-    slices of each, as towers split a batch: together the n workers train on the batches of
-    one process, an epoch is one pass over the set, and resume skips the same batches.
-    """
-    if len(images) != len(labels) or not len(images):
-        raise ValueError('input_pipeline: need equally many images and labels, at least one; '
-                         'got %d and %d' % (len(images), len(labels)))
-
-    def to_model_input(batch_images, batch_labels, key=None):
-        if key is not None and augment:
-            batch_images = augment_batch(batch_images, key, cutout=cutout)
-        if key is not None and worker[1] > 1:
-            # Augmented whole (the draws are the batch's), then sliced: cheap at 32x32.
-            share = batch_size // worker[1]
-            batch_images = batch_images[worker[0] * share:(worker[0] + 1) * share]
-            batch_labels = batch_labels[worker[0] * share:(worker[0] + 1) * share]
-        batch_images = tf.cast(batch_images, tf.float32)
-        if image_size != IMAGE_SHAPE[0]:
-            batch_images = tf.image.resize(batch_images, [image_size, image_size])
-        return batch_images, tf.cast(batch_labels, tf.int32)
-
-    with tf.name_scope('train_input' if training else 'eval_input'):
-        images_ph = tf.compat.v1.placeholder(tf.uint8, (None,) + IMAGE_SHAPE, name='images')
-        labels_ph = tf.compat.v1.placeholder(tf.int64, (None,), name='labels')
-        dataset = tf.data.Dataset.from_tensor_slices((images_ph, labels_ph))
-        if training:
-            epoch_ph = tf.compat.v1.placeholder_with_default(tf.constant(0, tf.int64), [], 'epoch')
-            skip_ph = tf.compat.v1.placeholder_with_default(tf.constant(0, tf.int64), [],
-                                                            'skip_batches')
-            epoch_seed = seed * 1000003 + epoch_ph
-            dataset = dataset.shuffle(len(images), seed=epoch_seed, reshuffle_each_iteration=True)
-            dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
-            # Skipped batches are only gathered, never augmented; the index keys the augmentation.
-            dataset = dataset.enumerate().skip(skip_ph).map(
-                lambda index, batch: to_model_input(*batch, key=tf.stack([epoch_seed, index])),
-                num_parallel_calls=2)
-        else:
-            dataset = dataset.batch(batch_size).map(to_model_input, num_parallel_calls=2)
-        dataset = dataset.prefetch(2)
-        # Autotuning's background thread sleeps for up to a minute between rounds, and
-        # re-initialising the iterator (each epoch, each evaluation) waits for it to wake up.
-        # Fixed settings suffice: a call prepares a whole batch (7 ms for 128 images on one
-        # busy core here), so two in flight feed about 280 batches a second.
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        iterator = tf.compat.v1.data.make_initializable_iterator(dataset.with_options(options))
-        images_batch, labels_batch = iterator.get_next()
-
-    def feed(epoch=0, skip_batches=0):
-        values = {images_ph: images, labels_ph: labels}
-        if training:
-            values.update({epoch_ph: epoch, skip_ph: skip_batches})
-        return values
-
-    return images_batch, labels_batch, iterator.initializer, feed

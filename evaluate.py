@@ -12,7 +12,6 @@ more than 5 classes, macro-averaged F1 (each class counts the same, however
 rare) and images/s; the last line is JSON. Own images are seen as in training's
 evaluation: at 32x32 resized whole, at other sizes the central 87.5%, resized.
 """
-import argparse
 import json
 import os
 import sys
@@ -23,12 +22,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np
 
 import config
-import data_utils
-import datasets
-import image_pipeline
-import inference
-import metrics
-
+from preflight import command_line
+from preflight import cpu_kernels
+from preflight import errors
 
 def predict_all(model, batches, flip_tta=False):
     """(probabilities, labels, images/s) over `batches()` (a fresh iterator of (images at the
@@ -38,7 +34,7 @@ def predict_all(model, batches, flip_tta=False):
     """
     first = next(iter(batches()), None)
     if first is None:
-        raise data_utils.DataError('no image of the split decodes: nothing to score')
+        raise errors.DataError('no image of the split decodes: nothing to score')
     model.predict(first[0])
     start = time.perf_counter()
     outputs, labels = [], []
@@ -69,38 +65,29 @@ def batch1_latency_ms(model, batches, runs):
     return 1000 * float(np.median(times)), len(images)
 
 
-def cifar_batches(data_dir, size, batch_size, archive=None):
-    """The CIFAR-10 test set as batches() for predict_all."""
-    data_utils.ensure_cifar10(data_dir, archive=archive)
-    images, labels = data_utils.load_batch(os.path.join(data_dir, data_utils.TEST_FILE))
-    images = inference.resize_images(images, size)
-    return lambda: ((images[i:i + batch_size], labels[i:i + batch_size])
-                    for i in range(0, len(labels), batch_size)), 'test'
-
-
-def own_batches(args, size):
-    """(batches() over a folder or TFRecord split, its name, its class names)."""
-    data_dir, split, batch_size = args.data_dir, args.split, args.batch_size
-    splits = (datasets.load_folder(data_dir, args.val_size, args.test_size, args.seed)
-              if args.dataset == 'folder' else datasets.load_tfrecord(data_dir))
-    names = splits['label_names']
-    if split == 'auto':
-        split = next((s for s in ('test', 'val') if datasets.split_size(splits[s])), 'train')
-    if not datasets.split_size(splits[split]):
-        raise data_utils.DataError('%s: no %s split' % (data_dir, split))
-
-    is_path = args.dataset == 'folder'
-    fraction = image_pipeline.central_fraction(args.dataset, size)
+def split_batches(split, dataset, size, batch_size, num_classes):
+    """batches() for predict_all over a split (datasets/sources.py) at the model's input
+    size, each image seen as training's evaluation saw it."""
+    from datasets import decoding
+    from datasets import sources
+    from deployment import models
+    from pipelines import streamed
+    if isinstance(split, sources.Arrays):
+        images, labels = models.resize_images(split.images, size), split.labels
+        return lambda: ((images[i:i + batch_size], labels[i:i + batch_size])
+                        for i in range(0, len(labels), batch_size))
+    is_path = isinstance(split, sources.Files)
+    fraction = streamed.central_fraction(dataset, size)
 
     def view(source, name, label):
-        image, ok = datasets.decode(source, name, label, len(names), is_path)
-        return image_pipeline.eval_view(image, size, fraction), label, ok
+        image, ok = decoding.decode(source, name, label, num_classes, is_path)
+        return streamed.eval_view(image, size, fraction), label, ok
 
     def batches():
-        dataset = datasets.elements(splits[split]).map(view, num_parallel_calls=os.cpu_count())
+        dataset = decoding.elements(split).map(view, num_parallel_calls=os.cpu_count())
         dataset = dataset.filter(lambda i, l, ok: ok).map(lambda i, l, ok: (i, l))
         return dataset.batch(batch_size).prefetch(2).as_numpy_iterator()
-    return batches, split, names
+    return batches
 
 
 def save_plot(matrix, label_names, accuracy, title, path):
@@ -122,17 +109,16 @@ def save_plot(matrix, label_names, accuracy, title, path):
     plt.close(fig)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None):
+    parser = command_line.ArgumentParser(description=__doc__)
     parser.add_argument('model', help='checkpoint prefix or folder, FILE.pb, FILE.tflite or opencv:FILE.pb')
-    parser.add_argument('--dataset', choices=datasets.DATASETS, default='cifar10',
+    parser.add_argument('--dataset', choices=config.DATASETS, default='cifar10',
                         help="'cifar10', 'folder' or 'tfrecord', as train.py's --dataset "
                              '(default: %(default)s)')
     parser.add_argument('--data_dir', default=config.DEFAULTS['data_dir'],
                         help="the dataset's folder (default: %(default)s)")
     parser.add_argument('--cifar_archive', default=None, metavar='PATH',
-                        help='CIFAR-10: ' + config.HELP['cifar_archive'])
+                        help='CIFAR-10: ' + command_line.HELP['cifar_archive'])
     parser.add_argument('--split', choices=('auto', 'test', 'val', 'train'), default='auto',
                         help="own data: the split scored; 'auto' is test when there is one, else "
                              'validation, else (a folder of class folders only) every image '
@@ -155,7 +141,7 @@ def main(argv=None):
                              'probability difference')
     parser.add_argument('--latency', type=int, default=0, metavar='N',
                         help='also report the median batch-1 latency over N test images (default: 0, off)')
-    inference.add_architecture_flags(parser)
+    command_line.add_architecture_flags(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error('--batch_size must be at least 1, got %d' % args.batch_size)
@@ -173,38 +159,47 @@ def main(argv=None):
             parser.error('--plot %s: no folder %s' % (args.plot, folder))
     if args.dataset == 'cifar10' and args.split not in ('auto', 'test'):
         parser.error('--split %s: evaluate.py scores CIFAR-10 on its test_batch' % args.split)
-    try:
-        model = inference.load_model(args.model, **inference.architecture_overrides(args))
-        if args.dataset == 'cifar10':
-            (batches, split), names = cifar_batches(args.data_dir, model.input_size,
-                                                    args.batch_size, args.cifar_archive), None
-        else:
-            batches, split, names = own_batches(args, model.input_size)
-        probs, labels, images_per_sec = predict_all(model, batches, args.flip_tta)
-        if names is None and probs.shape[1] != data_utils.NUM_CLASSES:
-            raise data_utils.DataError('%s has %d classes, CIFAR-10 %d: score it on the data it '
-                                       'was trained for (--dataset, --data_dir)' % (
-                                           args.model, probs.shape[1], data_utils.NUM_CLASSES))
-        if names is not None and len(names) != probs.shape[1]:
-            raise data_utils.DataError('%s has %d classes but %s has %d: score a model trained '
-                                       'on these classes' % (args.model, probs.shape[1],
-                                                             args.data_dir, len(names)))
-        if names is not None and model.labels and list(model.labels) != list(names):
-            raise data_utils.DataError('%s was trained on the classes %s, %s holds %s: score it '
-                                       'on the data it was trained for' % (
-                                           args.model, ', '.join(model.labels), args.data_dir,
-                                           ', '.join(names)))
-        latency, timed = batch1_latency_ms(model, batches, args.latency) if args.latency else \
-            (None, 0)
-        reference = None
-        if args.reference:
-            reference_model = inference.load_model(args.reference,
-                                                   **inference.architecture_overrides(args))
-            reference, _, _ = predict_all(reference_model, batches, args.flip_tta)
-    except (inference.ModelError, data_utils.DataError) as e:
-        print('evaluate.py: error: %s' % e, file=sys.stderr)
-        return 2
-    names = names or inference.label_names(model.labels, probs.shape[1])
+    return args
+
+
+def evaluate(args):
+    cpu_kernels.import_tensorflow()  # only once the flags are good
+    import data_utils
+    from datasets import factory
+    from datasets import sources
+    from deployment import models
+    from tasks import classification_metrics as metrics
+    model = models.load_model(args.model, **command_line.architecture_overrides(args))
+    splits = factory.load(args.dataset, args.data_dir, args.val_size, args.test_size, args.seed,
+                          args.cifar_archive)
+    split = args.split
+    if split == 'auto':
+        split = next((s for s in ('test', 'val') if sources.split_size(splits[s])), 'train')
+    if not sources.split_size(splits[split]):
+        raise errors.DataError('%s: no %s split' % (args.data_dir, split))
+    # CIFAR-10's classes are the model's own; own data names its classes itself.
+    names = None if args.dataset == 'cifar10' else splits['label_names']
+    batches = split_batches(splits[split], args.dataset, model.input_size, args.batch_size,
+                            len(splits['label_names']))
+    probs, labels, images_per_sec = predict_all(model, batches, args.flip_tta)
+    if names is None and probs.shape[1] != data_utils.NUM_CLASSES:
+        raise errors.DataError('%s has %d classes, CIFAR-10 %d: score it on the data it was '
+                               'trained for (--dataset, --data_dir)' % (
+                                   args.model, probs.shape[1], data_utils.NUM_CLASSES))
+    if names is not None and len(names) != probs.shape[1]:
+        raise errors.DataError('%s has %d classes but %s has %d: score a model trained on these '
+                               'classes' % (args.model, probs.shape[1], args.data_dir, len(names)))
+    if names is not None and model.labels and list(model.labels) != list(names):
+        raise errors.DataError('%s was trained on the classes %s, %s holds %s: score it on the '
+                               'data it was trained for' % (args.model, ', '.join(model.labels),
+                                                            args.data_dir, ', '.join(names)))
+    latency, timed = batch1_latency_ms(model, batches, args.latency) if args.latency else (None, 0)
+    reference = None
+    if args.reference:
+        reference_model = models.load_model(args.reference,
+                                            **command_line.architecture_overrides(args))
+        reference, _, _ = predict_all(reference_model, batches, args.flip_tta)
+    names = names or models.label_names(model.labels, probs.shape[1])
     predictions = probs.argmax(1)
     matrix = metrics.confusion_matrix(labels, predictions, probs.shape[1])
     rows = metrics.per_class(matrix, names)
@@ -230,9 +225,7 @@ def main(argv=None):
         try:
             save_plot(matrix, names, accuracy, os.path.basename(args.model.rstrip('/')), args.plot)
         except OSError as e:
-            print('evaluate.py: error: %s: cannot write (%s)' % (args.plot, e.strerror or e),
-                  file=sys.stderr)
-            return 2
+            raise errors.UsageError('%s: cannot write (%s)' % (args.plot, e.strerror or e)) from e
         print('wrote %s' % args.plot)
     print(json.dumps(dict(model=args.model, dataset=args.dataset, split=split, accuracy=accuracy,
                           top5_accuracy=top5, macro_f1=round(macro_f1, 4),
@@ -240,7 +233,11 @@ def main(argv=None):
                           images_per_sec=round(images_per_sec, 1),
                           batch1_latency_ms=None if latency is None else round(latency, 3),
                           reference=agreement, per_class=rows, confusion=matrix.tolist())))
-    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    return errors.run_program('evaluate.py', lambda: evaluate(args))
 
 
 if __name__ == '__main__':

@@ -4,12 +4,15 @@
 
 Each run is labelled by its folder name; the x axis is `wall_seconds` (training,
 evaluation and checkpointing, summed over resumes) where the log has it, else
-`train_seconds`.
+`train_seconds`. The title and the test set's size come from the config.json
+beside each log where there is one (a run's own folder).
 """
-import argparse
 import json
 import os
 import sys
+
+from preflight import command_line
+from preflight import errors
 
 
 def read_metrics(path):
@@ -39,34 +42,55 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def run_facts(path):
+    """(dataset, test images) of the run whose metrics.jsonl is `path`, from the config.json
+    beside it; (None, None) where there is none or it does not say."""
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(path)), 'config.json')) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(saved, dict):
+        return None, None
+    sizes = saved.get('split_sizes')
+    test = sizes.get('test') if isinstance(sizes, dict) else None
+    return saved.get('dataset'), test if _is_number(test) else None
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line.ArgumentParser(description=__doc__)
     parser.add_argument('metrics', nargs='+', help='metrics.jsonl files written by train.py')
     parser.add_argument('-o', '--output', default='accuracy_vs_time.png',
                         help='PNG to write (default: %(default)s)')
-    parser.add_argument('--title', default='MobileNetV1 on CIFAR-10 (JPEG copy), 2-core CPU',
-                        help='plot title')
+    parser.add_argument('--title', default=None,
+                        help="plot title (default: the runs' datasets, from their config.json)")
+    parser.add_argument('--target', type=float, default=None, metavar='PERCENT',
+                        help='also draw a dotted line at this test accuracy (default: none)')
     args = parser.parse_args(argv)
     if not args.output.lower().endswith('.png'):
         parser.error('--output must name a .png file, got %r' % args.output)
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):
         parser.error('--output %s: no folder %s' % (args.output, folder))
+    return errors.run_program('plot_runs.py', lambda: plot(args))
+
+
+def plot(args):
+    runs = []
+    for path in args.metrics:
+        try:
+            records = read_metrics(path)
+        except (OSError, ValueError) as e:
+            raise errors.DataError('%s: %s' % (path, e)) from e
+        if not records:
+            raise errors.DataError('%s: no epoch with a test accuracy' % path)
+        runs.append((path, records) + run_facts(path))
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
     lowest = 100.0
-    for path in args.metrics:
-        try:
-            records = read_metrics(path)
-        except (OSError, ValueError) as e:
-            print('plot_runs.py: error: %s: %s' % (path, e), file=sys.stderr)
-            return 2
-        if not records:
-            print('plot_runs.py: error: %s: no epoch with a test accuracy' % path, file=sys.stderr)
-            return 2
+    for path, records, _, _ in runs:
         label = os.path.basename(os.path.dirname(os.path.abspath(path)))
         minutes = [(r['wall_seconds'] if 'wall_seconds' in r else r['train_seconds']) / 60
                    for r in records]
@@ -78,24 +102,24 @@ def main(argv=None):
             # ten colours for five runs and repeat them beyond that.
             ax.plot(minutes, [100 * r['test_accuracy_tta'] for r in records], linestyle='--',
                     color=line.get_color(), label=label + ' (flip TTA)')
-    ax.axhline(90.0, color='grey', linewidth=0.8, linestyle=':')
+    if args.target is not None:
+        ax.axhline(args.target, color='grey', linewidth=0.8, linestyle=':')
+    datasets = sorted({dataset for _, _, dataset, _ in runs if dataset})
+    tests = {test for _, _, _, test in runs}
     ax.set_xlabel('wall-clock minutes')
-    ax.set_ylabel('test accuracy (%), all 10,000 images')
+    ax.set_ylabel('test accuracy (%%)%s' % (', all %s images' % format(tests.pop(), ',')
+                                           if len(tests) == 1 and None not in tests else ''))
     # From 50%, where the runs that matter are, unless a run is below it: it must show.
     ax.set_ylim(bottom=min(50.0, 5 * (lowest // 5)))
     ax.grid(alpha=0.3)
     ax.legend(loc='lower right')
-    ax.set_title(args.title)
+    ax.set_title(args.title or 'MobileNetV1%s' % (' on ' + ', '.join(datasets) if datasets else ''))
     fig.tight_layout()
     try:
         fig.savefig(args.output, dpi=120)
     except OSError as e:
-        print('plot_runs.py: error: %s: cannot write (%s)' % (args.output, e.strerror or e),
-              file=sys.stderr)
-        return 2
+        raise errors.UsageError('%s: cannot write (%s)' % (args.output, e.strerror or e)) from e
     print('wrote %s' % args.output)
-    return 0
-
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -8,7 +8,6 @@ seen as the model's evaluation saw its images: resized whole for a model of
 32x32 images or of CIFAR-10, the central 87.5% resized for own images at other
 sizes (TF-Slim's evaluation view). One line per image; the last line is JSON.
 """
-import argparse
 import json
 import os
 import sys
@@ -17,38 +16,41 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np
 
-import image_decoding
-import inference
+from datasets import image_files
+from preflight import command_line
+from preflight import cpu_kernels
+from preflight import errors
 
 
 def read_image(path):
     """uint8 RGB pixels [H, W, 3], as the datasets decode them; ModelError naming the file."""
     try:
-        return image_decoding.read_rgb(path)
-    except image_decoding.ImageError as e:
-        raise inference.ModelError('%s: cannot read image (%s)' % (path, e)) from e
+        return image_files.read_rgb(path)
+    except errors.ImageError as e:
+        raise errors.ModelError('%s: cannot read image (%s)' % (path, e)) from e
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None):
+    parser = command_line.ArgumentParser(description=__doc__)
     parser.add_argument('model', help='checkpoint prefix or folder, FILE.pb, FILE.tflite or opencv:FILE.pb')
     parser.add_argument('images', nargs='+', metavar='IMAGE', help='image files')
     parser.add_argument('--top_k', type=int, default=3, help='labels shown per image (default: %(default)s)')
-    inference.add_architecture_flags(parser)
+    command_line.add_architecture_flags(parser)
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error('--top_k must be at least 1, got %d' % args.top_k)
-    try:
-        model = inference.load_model(args.model, **inference.architecture_overrides(args))
-        # Read every image before predicting any, so a bad file costs no partial output.
-        batch = inference.photo_views([read_image(path) for path in args.images],
-                                      model.input_size, model.central_fraction)
-        probs = model.predict(batch)
-    except inference.ModelError as e:
-        print('predict.py: error: %s' % e, file=sys.stderr)
-        return 2
-    names = inference.label_names(model.labels, probs.shape[1])
+    return args
+
+
+def predict(args):
+    cpu_kernels.import_tensorflow()  # only once the flags are good
+    from deployment import models
+    model = models.load_model(args.model, **command_line.architecture_overrides(args))
+    # Read every image before predicting any, so a bad file costs no partial output.
+    batch = models.photo_views([read_image(path) for path in args.images],
+                               model.input_size, model.central_fraction)
+    probs = model.predict(batch)
+    names = models.label_names(model.labels, probs.shape[1])
     results = []
     for path, row in zip(args.images, probs):
         top = np.argsort(-row, kind='stable')[:args.top_k]  # ties in class order, as argmax
@@ -56,7 +58,11 @@ def main(argv=None):
         print('%s: %s' % (path, ', '.join('%s %.3f' % pair for pair in ranked)))
         results.append(dict(image=path, top_k=[dict(label=l, probability=round(p, 6)) for l, p in ranked]))
     print(json.dumps(results))
-    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    return errors.run_program('predict.py', lambda: predict(args))
 
 
 if __name__ == '__main__':

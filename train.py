@@ -3,7 +3,7 @@
     python3 train.py                                   # recommended recipe (config.py's 'cifar')
     python3 train.py --lr 1e-3 --batch_size 16 --epochs 20 --load_pretrain 0
     python3 train.py --load_pretrain 1 --pretrain_path mobilenet_v1_1.0_224.ckpt \
-        --normalization inception --ckpt_dir ckpt/finetune
+        --normalization inception --ckpt_dir runs/finetune
     python3 train.py --dataset folder --data_dir photos/ --image_size 224 --stem imagenet
 
 Running the same command again resumes from the latest checkpoint in --ckpt_dir.
@@ -14,54 +14,34 @@ summary of the run.
 """
 import json
 import os
-import signal
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import cli
-import cluster
-import cpu_kernels
-
-
-def _terminate(signum, frame):
-    raise cli.Terminated
+from preflight import cluster
+from preflight import command_line
+from preflight import cpu_kernels
+from preflight import errors
 
 
 def main(argv=None):
-    cfg = cli.parse_config(argv, description=__doc__)
-    try:
-        place = cluster.from_environment(os.environ)
-        if place:
-            cfg['workers'] = place.size
-        cfg, kernels = cpu_kernels.settle(cfg)
-    except cli.UsageError as e:
-        print('train.py: error: %s' % e, file=sys.stderr)
-        return 2
+    flags = command_line.parse_config(argv, description=__doc__)
+    return errors.run_program('train.py', lambda: train(flags))
+
+
+def train(flags):
+    place = cluster.from_environment(os.environ)
+    settled, kernels = cpu_kernels.settle(flags, workers=place.size if place else 1)
     print(kernels, flush=True)
     # Only now: TensorFlow picks its CPU kernels when it is imported.
-    import data_utils
-    import distributed
-    import trainer
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        summary = trainer.train(cfg, place)
-    except (cli.UsageError, data_utils.DataError, FloatingPointError,
-            distributed.LostWorker) as e:
-        print('train.py: error: %s' % e, file=sys.stderr)
-        # A lost peer at start-up is a cluster to set up (2); in a step, a failure (1).
-        starting = isinstance(e, distributed.LostWorker) and e.starting
-        return 2 if isinstance(e, cli.UsageError) or starting or isinstance(
-            e, data_utils.DataError) else 1
-    except KeyboardInterrupt as e:
-        # The shell's codes: 128 + the signal's number.
-        return 128 + (signal.SIGTERM if isinstance(e, cli.Terminated) else signal.SIGINT)
-    finally:
-        # Called from other code (tests, a notebook), a later SIGTERM is theirs again. None: a
-        # handler set outside Python, which cannot be put back; the default is the nearest.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-    print(json.dumps(summary))
-    return 0
+    cpu_kernels.import_tensorflow()
+    from tasks import classifier
+    from training import plan as run_plan
+    from training import trainer
+    plan, data = run_plan.resolve(settled, classifier, place)
+    for line in run_plan.describe(plan, data, place):
+        print(line, flush=True)
+    print(json.dumps(trainer.train(plan, data, classifier, place)))
 
 
 if __name__ == '__main__':

@@ -5,7 +5,7 @@ import pytest
 
 import benchmark
 import mobilenet
-import speed
+from benchmarking import speed
 
 # Small and quick; no timing thresholds anywhere here.
 TINY = ['--width', '0.25', '--image_size', '32', '--batch_size', '8', '--steps', '2',

@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 import data_utils
-from data_utils import DataError
+from pipelines import in_memory
+from preflight.errors import DataError
 
 v1 = tf.compat.v1
 
@@ -589,7 +590,7 @@ def take_batches(images, labels, count=None, **kwargs):
     count=None runs until the pipeline ends.
     """
     with tf.Graph().as_default():
-        images_batch, labels_batch, initializer, feed = data_utils.input_pipeline(
+        images_batch, labels_batch, initializer, feed = in_memory.input_pipeline(
             images, labels, **kwargs)
         with v1.Session() as session:
             session.run(initializer, feed())
@@ -642,7 +643,7 @@ def test_pipelines_run_without_autotuning(training):
     """Re-initialising an autotuned iterator waits for its tuner's sleep, up to a minute."""
     from tensorflow.core.framework import dataset_options_pb2
     with tf.Graph().as_default() as graph:
-        data_utils.input_pipeline(numbered_images(4), np.arange(4), 2, training=training)
+        in_memory.input_pipeline(numbered_images(4), np.arange(4), 2, training=training)
     settings = []
     for op in graph.get_operations():
         if op.type == 'OptionsDataset':
@@ -677,7 +678,7 @@ def test_pipeline_feeds_data_instead_of_embedding_it():
     images = np.random.RandomState(0).randint(0, 256, (1000, 32, 32, 3)).astype(np.uint8)
     assert images.nbytes > 2 * 2 ** 20
     with tf.Graph().as_default() as graph:
-        *_, feed = data_utils.input_pipeline(images, np.arange(1000) % 10, batch_size=10,
+        *_, feed = in_memory.input_pipeline(images, np.arange(1000) % 10, batch_size=10,
                                              training=True, image_size=64)
     assert {p.dtype.name: value.nbytes for p, value in feed().items() if hasattr(value, 'nbytes')} \
         == {'uint8': images.nbytes, 'int64': 8000}
@@ -688,7 +689,7 @@ def test_training_pipeline_resumes_mid_epoch_and_differs_between_epochs():
     """feed(epoch, k) yields what batch k+1 of that epoch was, augmentation included."""
     images = distinct_images(40, size=32)
     with tf.Graph().as_default():
-        batch, _, initializer, feed = data_utils.input_pipeline(images, np.arange(40) % 10, 8,
+        batch, _, initializer, feed = in_memory.input_pipeline(images, np.arange(40) % 10, 8,
                                                                 training=True, seed=5)
         with v1.Session() as session:
             def take(epoch, skip, count):

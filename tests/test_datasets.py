@@ -10,12 +10,16 @@ from PIL import Image
 
 from conftest import own_images
 
-import cli
+from preflight import command_line
 import convert_to_tfrecord
 import data_utils
-import datasets
-import image_pipeline
-import run_data
+from preflight import errors
+from datasets import decoding
+from datasets import image_folder
+from datasets import sources
+from datasets import tfrecords
+from pipelines import streamed
+from training import run_data
 import train
 
 v1 = tf.compat.v1
@@ -43,7 +47,7 @@ def test_folder_tfrecord_and_pickles_give_the_same_images(tiny_cifar, tmp_path):
                                                shards=3, name='tiny')
     assert written == dict(train=160, test=40) and bad == []
     for dataset, data_dir in (('folder', tmp_path / 'folder'), ('tfrecord', tmp_path / 'rec')):
-        data = run_data.load_data(cli.parse_config(['--dataset', dataset, '--data_dir',
+        data = run_data.load_data(command_line.parse_config(['--dataset', dataset, '--data_dir',
                                                     str(data_dir)]))
         assert data['label_names'] == pickles['label_names']
         for split in ('train', 'test'):
@@ -61,10 +65,10 @@ def test_streamed_folder_and_tfrecord_give_the_same_views(tiny_cifar, tmp_path):
     folder_from_pickles(tiny_cifar, tmp_path / 'folder')
     convert_to_tfrecord.convert(str(tmp_path / 'folder'), str(tmp_path / 'rec'), 2, 'tiny')
     views = []
-    for split in (datasets.load_folder(str(tmp_path / 'folder'))['test'],
-                  datasets.load_tfrecord(str(tmp_path / 'rec'))['test']):
+    for split in (image_folder.load_folder(str(tmp_path / 'folder'))['test'],
+                  tfrecords.load_tfrecord(str(tmp_path / 'rec'))['test']):
         with tf.Graph().as_default(), v1.Session() as sess:
-            images, labels, init, feed = image_pipeline.input_pipeline(split, 10, 16, False, 48)
+            images, labels, init, feed = streamed.input_pipeline(split, 10, 16, False, 48)
             sess.run(init, feed())
             batches = []
             while True:
@@ -81,14 +85,14 @@ def test_streamed_folder_and_tfrecord_give_the_same_views(tiny_cifar, tmp_path):
 
 def test_mixed_images_decode_and_the_corrupt_one_is_skipped_and_named(tmp_path):
     root = own_images(tmp_path / 'own')
-    split = datasets.scan_folder(str(root), datasets.class_names(str(root)))
+    split = image_folder.scan_folder(str(root), image_folder.class_names(str(root)))
     names = sorted(os.path.basename(p) for p in split.paths)
     assert len(split.paths) == 25 and 'broken.jpg' in names
     assert not any(n.endswith(('.txt', '.db', '.DS_Store')) for n in names)
-    images, labels = datasets.decode_into_memory(split, 3, 'train')
+    images, labels = decoding.decode_into_memory(split, 3, 'train')
     assert images.shape == (24, 32, 32, 3) and images.dtype == np.uint8
     assert list(np.bincount(labels)) == [8, 8, 8]
-    skipped = datasets.skipped_images()
+    skipped = decoding.skipped_images()
     assert str(root / 'dog' / 'broken.jpg') in skipped
     # Greyscale became RGB (three equal channels); colour kept its dominant channel.
     assert any((img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all()
@@ -118,9 +122,9 @@ def test_train_on_a_folder_names_the_skipped_image_and_scores_validation(capsys,
 
 def test_carved_splits_are_fixed_disjoint_and_seeded(tmp_path):
     root = own_images(tmp_path / 'own')
-    one = datasets.load_folder(str(root), val_size=5, test_size=4, seed=1)
-    again = datasets.load_folder(str(root), val_size=5, test_size=4, seed=1)
-    other = datasets.load_folder(str(root), val_size=5, test_size=4, seed=2)
+    one = image_folder.load_folder(str(root), val_size=5, test_size=4, seed=1)
+    again = image_folder.load_folder(str(root), val_size=5, test_size=4, seed=1)
+    other = image_folder.load_folder(str(root), val_size=5, test_size=4, seed=2)
     assert [len(one[s].paths) for s in ('train', 'val', 'test')] == [16, 5, 4]
     assert all(one[s].paths == again[s].paths for s in ('train', 'val', 'test'))
     assert one['val'].paths != other['val'].paths
@@ -196,19 +200,19 @@ def test_slims_tfrecord_layout_is_read_unchanged(tmp_path):
     write_slim_shards(tmp_path, names, 5, 2, 'train')
     write_slim_shards(tmp_path, names, 4, 1, 'validation')
     (tmp_path / 'labels.txt').write_text(''.join('%d:%s\n' % (i, n) for i, n in enumerate(names)))
-    data = datasets.load_tfrecord(str(tmp_path))
+    data = tfrecords.load_tfrecord(str(tmp_path))
     assert data['label_names'] == names
     assert (data['train'].counts, data['val'].counts, data['test'].counts) == ((5, 5), (4,), ())
     assert [os.path.basename(p) for p in data['train'].shards] == [
         'flowers_train_00000-of-00002.tfrecord', 'flowers_train_00001-of-00002.tfrecord']
-    images, labels = datasets.decode_into_memory(data['val'], 3, 'val')
+    images, labels = decoding.decode_into_memory(data['val'], 3, 'val')
     assert images.shape == (4, 32, 32, 3) and list(labels) == [0, 1, 2, 0]
 
 
 def worker_views(split, worker, batch, steps, epoch=0, skip=0):
     """The eval views (augment off) a worker's training pipeline yields, a list of batches."""
     with tf.Graph().as_default(), v1.Session() as sess:
-        images, labels, init, feed = image_pipeline.input_pipeline(
+        images, labels, init, feed = streamed.input_pipeline(
             split, 3, batch, True, 24, seed=5, augment=False, worker=worker)
         sess.run(init, feed(epoch=epoch, skip_batches=skip))
         return [sess.run(images) for _ in range(steps)]
@@ -218,22 +222,23 @@ def views_of(shards):
     """{bytes of the view: shard} of every record of the shards, as evaluation sees it."""
     seen = {}
     for shard in shards:
-        split = datasets.Records([shard], (0,))
-        for source, _, label in datasets.elements(split).as_numpy_iterator():
-            image, _ = datasets.decode(tf.constant(source), tf.constant(b''), label, 3, False)
-            seen[image_pipeline.eval_view(image, 24).numpy().tobytes()] = shard
+        split = sources.Records([shard], (0,))
+        for source, _, label in decoding.elements(split).as_numpy_iterator():
+            image, _ = decoding.decode(tf.constant(source), tf.constant(b''), label, 3, False)
+            seen[streamed.eval_view(image, 24).numpy().tobytes()] = shard
     return seen
 
 
 def test_tfrecords_are_sharded_by_file_between_workers(tmp_path):
     write_slim_shards(tmp_path, ['a', 'b', 'c'], 6, 4, 'train')
     (tmp_path / 'labels.txt').write_text('0:a\n1:b\n2:c\n')
-    split = datasets.load_tfrecord(str(tmp_path))['train']
-    cfg = dict(cli.parse_config(['--batch_size', '4']), workers=2)
+    split = tfrecords.load_tfrecord(str(tmp_path))['train']
+    cfg = dict(command_line.parse_config(['--batch_size', '4']), workers=2, worker_batch=2)
     data = dict(train_images=split)
     # 2 shards of 6 records a worker, 2 images a step: 6 steps, the single process's 24 // 4.
     assert run_data.steps_in_epoch(cfg, data) == 6
-    assert run_data.describe_sharding(cfg, data, 1) == (
+    plan = dict(cfg, steps_per_epoch=6)
+    assert run_data.describe_sharding(plan, data, 1) == (
         'Data: reads 2 of the 4 TFRecord shards (12 records), sharded by file')
     views = views_of(split.shards)
     assert len(views) == 24
@@ -256,8 +261,8 @@ def test_tfrecords_are_sharded_by_file_between_workers(tmp_path):
 def test_fewer_shards_than_workers_are_sliced_by_batch(tmp_path):
     write_slim_shards(tmp_path, ['a', 'b', 'c'], 6, 1, 'train')
     (tmp_path / 'labels.txt').write_text('0:a\n1:b\n2:c\n')
-    split = datasets.load_tfrecord(str(tmp_path))['train']
-    cfg = dict(cli.parse_config(['--batch_size', '4']), workers=2)
+    split = tfrecords.load_tfrecord(str(tmp_path))['train']
+    cfg = dict(command_line.parse_config(['--batch_size', '4']), workers=2, worker_batch=2)
     assert run_data.steps_in_epoch(cfg, dict(train_images=split)) == 1
     assert 'each reads them all' in run_data.describe_sharding(cfg, dict(train_images=split), 0)
     whole = worker_views(split, (0, 1), 4, 1)[0]
@@ -268,11 +273,12 @@ def test_fewer_shards_than_workers_are_sliced_by_batch(tmp_path):
 def test_unequal_shards_between_workers_say_what_an_epoch_leaves_out(tmp_path):
     write_slim_shards(tmp_path, ['a', 'b', 'c'], 6, 3, 'train')
     (tmp_path / 'labels.txt').write_text('0:a\n1:b\n2:c\n')
-    data = dict(train_images=datasets.load_tfrecord(str(tmp_path))['train'])
-    cfg = dict(cli.parse_config(['--batch_size', '4']), workers=2)
+    data = dict(train_images=tfrecords.load_tfrecord(str(tmp_path))['train'])
+    cfg = dict(command_line.parse_config(['--batch_size', '4']), workers=2, worker_batch=2)
     # Worker 0 holds 2 shards, worker 1 one: lockstep at worker 1's 6 records, 3 steps.
     assert run_data.steps_in_epoch(cfg, data) == 3
-    assert run_data.describe_sharding(cfg, data, 0) == (
+    plan = dict(cfg, steps_per_epoch=3)
+    assert run_data.describe_sharding(plan, data, 0) == (
         'Data: reads 2 of the 3 TFRecord shards (12 records), sharded by file; an epoch is 3 '
         'steps, not 4, as the smallest worker\'s shards hold 6 records: write a multiple of 2 '
         'shards of equal size for all of them')
@@ -285,18 +291,18 @@ def test_unequal_shards_between_workers_say_what_an_epoch_leaves_out(tmp_path):
 def test_a_bad_labels_file_is_one_line(tmp_path, text, message):
     write_slim_shards(tmp_path, ['a', 'b'], 2, 1, 'train')
     (tmp_path / 'labels.txt').write_text(text)
-    with pytest.raises(data_utils.DataError, match=message):
-        datasets.load_tfrecord(str(tmp_path))
+    with pytest.raises(errors.DataError, match=message):
+        tfrecords.load_tfrecord(str(tmp_path))
 
 
 def test_inception_crops_are_keyed_and_the_eval_view_is_the_centre():
     image = tf.constant(np.arange(60 * 80 * 3).reshape(60, 80, 3) % 251, tf.uint8)
-    first = image_pipeline.train_crop(image, 24, tf.constant([1, 2], tf.int64))
-    again = image_pipeline.train_crop(image, 24, tf.constant([1, 2], tf.int64))
-    other = image_pipeline.train_crop(image, 24, tf.constant([1, 3], tf.int64))
+    first = streamed.train_crop(image, 24, tf.constant([1, 2], tf.int64))
+    again = streamed.train_crop(image, 24, tf.constant([1, 2], tf.int64))
+    other = streamed.train_crop(image, 24, tf.constant([1, 3], tf.int64))
     assert first.shape == (24, 24, 3) and first.dtype == tf.float32
     assert np.array_equal(first, again) and not np.array_equal(first, other)
-    centre = image_pipeline.eval_view(image, 24)
+    centre = streamed.eval_view(image, 24)
     # tf.image.central_crop: int((60 - 52.5) / 2) = 3 rows and int((80 - 70) / 2) = 5 columns off.
     expected = tf.image.resize(tf.cast(image[3:57, 5:75], tf.float32), [24, 24])
     np.testing.assert_allclose(centre, expected, atol=1e-4)
@@ -305,11 +311,11 @@ def test_inception_crops_are_keyed_and_the_eval_view_is_the_centre():
 def test_a_resumed_streamed_epoch_continues_where_it_stopped(tmp_path):
     # The corrupt image among them keeps its place (label -1), so nothing shifts on resume.
     root = own_images(tmp_path / 'own')
-    split = datasets.scan_folder(str(root), datasets.class_names(str(root)))
+    split = image_folder.scan_folder(str(root), image_folder.class_names(str(root)))
 
     def batches(skip, count):
         with tf.Graph().as_default(), v1.Session() as sess:
-            images, labels, init, feed = image_pipeline.input_pipeline(split, 3, 5, True, 24, seed=5)
+            images, labels, init, feed = streamed.input_pipeline(split, 3, 5, True, 24, seed=5)
             sess.run(init, feed(epoch=2, skip_batches=skip))
             return [sess.run([images, labels]) for _ in range(count)]
 

@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import checkpoints
+from checkpoints import reading
+from checkpoints import run_files
 import evaluate
 import export_weights
 import freeze_graph
@@ -105,7 +106,7 @@ def test_resume_takes_the_newest_intact_checkpoint(capsys, tiny_cifar, trained, 
     # Resumed at the end of epoch 1, the run does epoch 2 again: each epoch once in the metrics.
     records = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
     assert [(r['epoch'], r['step']) for r in records] == [(1, 2), (2, 4)]
-    assert checkpoints.newest_intact(str(run), say=False)[0] == str(run / 'model.ckpt-4')
+    assert reading.newest_intact(str(run), say=False)[0] == str(run / 'model.ckpt-4')
     if damage is newest_files_deleted:
         return
     # Nothing of the damaged checkpoint was deleted, though epoch 2's save replaced it.
@@ -304,7 +305,7 @@ def test_cifar_batches_pickled_by_current_numpy_read_the_same(tmp_path, protocol
 @pytest.mark.parametrize('what', ['checkpoint', 'metrics line', 'config.json'])
 def test_a_full_disk_is_one_line_and_the_same_command_resumes(capsys, tiny_cifar, tmp_path,
                                                               monkeypatch, what):
-    import trainer
+    from training import trainer
     run = tmp_path / 'run'
     full = OSError(28, 'No space left on device')
     if what == 'checkpoint':
@@ -340,7 +341,8 @@ def test_a_full_disk_is_one_line_and_the_same_command_resumes(capsys, tiny_cifar
            if line.strip() and not line.startswith('epoch ')]  # not the progress bar's
     assert len(err) == 1 and err[0].startswith('train.py: error: %s: cannot write (No space left '
                                                'on device); ' % named), err
-    assert not [p for p in os.listdir(run) if p.endswith('.tmp')]
+    # Refused before its first write (config.json), the run leaves no folder it made.
+    assert not run.exists() or not [p for p in os.listdir(run) if p.endswith('.tmp')]
     monkeypatch.undo()
     assert train.main(RUN + ['--data_dir', str(tiny_cifar), '--ckpt_dir', str(run)]) == 0
     records = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
@@ -385,18 +387,19 @@ def test_a_tflite_model_that_takes_no_image_batch_is_one_line(capsys, tmp_path):
 KILL = '''
 import os, signal, sys
 import tensorflow as tf
-import train, training
+import train
+from training import train_graph
 moment, argv = sys.argv[1], sys.argv[2:]
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 if moment == 'mid-evaluation':
-    real_score, scores = training.score, []
+    real_score, scores = train_graph.score, []
     def score(*args, **kwargs):
         scores.append(1)
         if len(scores) == 2:
             die()
         return real_score(*args, **kwargs)
-    training.score = score
+    train_graph.score = score
 else:
     real_save, saves = tf.compat.v1.train.Saver.save, []
     def save(self, sess, prefix, **kwargs):
@@ -434,7 +437,7 @@ def test_a_sigkill_loses_only_the_epoch_it_was_in(capsys, tiny_cifar, tmp_path, 
         assert 'note: %s is damaged (' % (run / 'model.ckpt-4') in err
     records = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
     assert [(r['epoch'], r['step']) for r in records] == [(1, 2), (2, 4), (3, 6)]
-    assert checkpoints.newest_intact(str(run), say=False)[0] == str(run / 'model.ckpt-6')
+    assert reading.newest_intact(str(run), say=False)[0] == str(run / 'model.ckpt-6')
 
 
 def moved(trained, tmp_path):
@@ -493,7 +496,7 @@ def test_a_run_without_its_config_json_resumes_and_checks_the_shapes(capsys, tin
     assert train.main(argv) == 0
     out = capsys.readouterr().out
     assert 'has checkpoints but no config.json: resuming with this command\'s flags' in out
-    assert checkpoints.load_config(str(run / 'config.json'))['epochs'] == 3
+    assert run_files.load_config(str(run / 'config.json'))['epochs'] == 3
 
 
 def with_config(run, value):
@@ -554,7 +557,7 @@ def test_an_export_onto_a_full_disk_leaves_the_earlier_export_whole(capsys, trai
 
     def copyfile(source, target):
         raise OSError(28, 'No space left on device', target)
-    monkeypatch.setattr(export_weights.shutil, 'copyfile', copyfile)
+    monkeypatch.setattr(shutil, 'copyfile', copyfile)
     capsys.readouterr()
     assert export_weights.main([str(trained), str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import cli
-import cpu_kernels
+from preflight import command_line
+from preflight import errors
+from preflight import cpu_kernels
 import freeze_graph
-import inference
+from deployment import models
 import mobilenet
 import train
-import training
+from training import checks
+from training import model
+from tasks import classifier
 
 v1 = tf.compat.v1
 ROOT = os.path.join(os.path.dirname(__file__), '..')
@@ -25,7 +28,7 @@ def loss_logits_gradients(cfg, pointwise, images, labels, towers):
     variables come from a fixed seed, so both formulations start from the same weights."""
     with tf.Graph().as_default():
         v1.set_random_seed(7)
-        logits = training.build_model(tf.constant(images), cfg, 10, is_training=True,
+        logits = model.build_model(tf.constant(images), cfg, 10, is_training=True,
                                       towers=towers, pointwise=pointwise)
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=tf.constant(labels), logits=logits)) + tf.add_n(
@@ -44,7 +47,7 @@ def loss_logits_gradients(cfg, pointwise, images, labels, towers):
 @pytest.mark.parametrize('width', [1.0, 0.25])
 @pytest.mark.parametrize('stem', ['cifar', 'imagenet'])
 def test_matmul_computes_what_conv2d_computes(stem, width, explicit_padding, towers):
-    cfg = dict(cli.parse_config(['--stem', stem, '--width', str(width),
+    cfg = dict(command_line.parse_config(['--stem', stem, '--width', str(width),
                                  '--use_explicit_padding', str(int(explicit_padding))]),
                dropout_keep_prob=1.0)
     rng = np.random.RandomState(0)
@@ -84,16 +87,16 @@ def test_matmul_takes_images_of_unknown_size():
 
 def test_an_unsettled_auto_trains_as_matmul():
     """Code that calls training.py without cpu_kernels.settle gets 'auto' resolved too."""
-    cfg = dict(cli.parse_config(['--width', '0.25']), pointwise='auto')
-    assert training.training_pointwise(cfg) == 'matmul'
+    cfg = dict(command_line.parse_config(['--width', '0.25']), pointwise='auto')
+    assert cpu_kernels.training_pointwise(cfg) == 'matmul'
     with tf.Graph().as_default():
         images = tf.zeros([2, 32, 32, 3])
-        step = training.training_step(cfg, images, tf.constant([1, 2]), 10,
+        step = classifier.training_step(cfg, images, tf.constant([1, 2]), 10,
                                       v1.train.get_or_create_global_step(), 0.1)
         types = {op.type for op in tf.compat.v1.get_default_graph().get_operations()}
     assert step[2] is not None and 'MatMul' in types
-    with pytest.raises(cli.UsageError, match="--pointwise must be one of auto, conv2d, matmul"):
-        training.check_config(dict(cfg, pointwise='dense'))
+    with pytest.raises(errors.UsageError, match="--pointwise must be one of auto, conv2d, matmul"):
+        checks.check_config(dict(cfg, pointwise='dense'))
 
 
 def test_a_checkpoint_moves_between_formulations_and_into_the_frozen_graph(capsys, tiny_cifar,
@@ -109,18 +112,18 @@ def test_a_checkpoint_moves_between_formulations_and_into_the_frozen_graph(capsy
 
     images = np.random.RandomState(1).randint(0, 256, (6, 32, 32, 3)).astype(np.float32)
     prefix = tf.train.latest_checkpoint(str(tmp_path))
-    cfg, _ = inference.resolve_checkpoint_config(prefix)
+    cfg, _ = models.resolve_checkpoint_config(prefix)
     outputs = {}
     for pointwise in ('matmul', 'conv2d'):
         with tf.Graph().as_default(), v1.Session() as sess:
             placeholder = v1.placeholder(tf.float32, [None, 32, 32, 3])
-            probs = tf.nn.softmax(training.build_model(placeholder, cfg, 10, is_training=False,
+            probs = tf.nn.softmax(model.build_model(placeholder, cfg, 10, is_training=False,
                                                        pointwise=pointwise))
-            inference.restore_for_inference(sess, prefix, cfg)
+            models.restore_for_inference(sess, prefix, cfg)
             outputs[pointwise] = sess.run(probs, {placeholder: images})
     frozen = tmp_path / 'frozen' / 'm.pb'
     assert freeze_graph.main(['--ckpt', str(tmp_path), '--output', str(frozen), '--tflite', 'none']) == 0
-    outputs['frozen'] = inference.load_model(str(frozen)).predict(images)
+    outputs['frozen'] = models.load_model(str(frozen)).predict(images)
     for name in ('conv2d', 'frozen'):
         np.testing.assert_allclose(outputs[name], outputs['matmul'], atol=1e-5, err_msg=name)
     assert outputs['matmul'].argmax(1).tolist() == outputs['frozen'].argmax(1).tolist()
@@ -193,8 +196,8 @@ def test_towers_are_two_on_a_cpu_of_two_cores_if_each_keeps_32_images():
     assert '64 images a tower' in cpu_kernels.towers_choice('auto', 128, cores=2, gpu=False)[1]
     assert not cpu_kernels.gpu_present({'CUDA_VISIBLE_DEVICES': '-1'})
     # Code that calls training.py without settle gets the same answer.
-    cfg = cli.parse_config(['--batch_size', '16'])
-    assert cfg['towers'] == 'auto' and training.training_towers(cfg) == 1
+    cfg = command_line.parse_config(['--batch_size', '16'])
+    assert cfg['towers'] == 'auto' and cpu_kernels.training_towers(cfg) == 1
 
 
 def test_the_towers_chosen_are_printed_and_recorded(capsys, tiny_cifar, tmp_path):
@@ -219,8 +222,8 @@ def test_bad_kernel_flags_are_one_line(capsys, flags, message):
 
 def test_settle_sets_the_kernels_before_tensorflow_is_imported(tmp_path):
     """In a fresh process the flag decides which kernels TensorFlow runs."""
-    code = ('import cpu_kernels, sys; import cli\n'
-            'cfg, line = cpu_kernels.settle(cli.parse_config(sys.argv[1:]))\n'
+    code = ('import sys; from preflight import command_line, cpu_kernels\n'
+            'cfg, line = cpu_kernels.settle(command_line.parse_config(sys.argv[1:]))\n'
             'import tensorflow\n'
             'print(cfg["onednn"], cpu_kernels.onednn_enabled())\n')
     environ = {k: v for k, v in os.environ.items() if k != 'TF_ENABLE_ONEDNN_OPTS'}
@@ -233,7 +236,7 @@ def test_settle_sets_the_kernels_before_tensorflow_is_imported(tmp_path):
 
 
 def test_settle_after_import_records_the_kernels_tensorflow_has():
-    cfg = cli.parse_config([])
+    cfg = command_line.parse_config([])
     environ = {}
     settled, line = cpu_kernels.settle(dict(cfg, onednn='on' if not cpu_kernels.onednn_enabled()
                                             else 'off'), environ=environ)

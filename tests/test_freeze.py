@@ -22,7 +22,7 @@ from PIL import Image
 import data_utils
 import evaluate
 import freeze_graph
-import inference
+from deployment import models
 import predict
 import train
 
@@ -70,7 +70,7 @@ def probe(frozen):
     """The 40 test images plus 8 random 0..255 images, and the .pb's probabilities on them."""
     noise = np.random.RandomState(0).randint(0, 256, (8, 32, 32, 3)).astype(np.float32)
     images = np.concatenate([frozen.images.astype(np.float32), noise])
-    return images, inference.load_model(frozen.pb).predict(images)
+    return images, models.load_model(frozen.pb).predict(images)
 
 
 def last_json(text):
@@ -161,8 +161,8 @@ def test_frozen_graph_is_inference_only_with_fixed_names(frozen):
 
 def test_checkpoint_pb_and_float_tflite_agree(frozen, probe):
     images, pb_probs = probe
-    ckpt_probs = inference.load_model(frozen.prefix).predict(images)
-    tflite_probs = inference.load_model(frozen.tflite).predict(images)
+    ckpt_probs = models.load_model(frozen.prefix).predict(images)
+    tflite_probs = models.load_model(frozen.tflite).predict(images)
     assert pb_probs.shape == (48, 10)
     np.testing.assert_allclose(pb_probs.sum(1), 1, atol=1e-5)
     np.testing.assert_allclose(pb_probs, ckpt_probs, atol=1e-4, rtol=0)
@@ -175,7 +175,7 @@ def test_checkpoint_pb_and_float_tflite_agree(frozen, probe):
 
 def test_frozen_graph_runs_with_any_batch_size(frozen, probe):
     images, pb_probs = probe
-    model = inference.load_model(frozen.pb)
+    model = models.load_model(frozen.pb)
     np.testing.assert_allclose(model.predict(images[:1]), pb_probs[:1], atol=1e-5)
     np.testing.assert_allclose(model.predict(images[:7]), pb_probs[:7], atol=1e-5)
 
@@ -184,7 +184,7 @@ def test_frozen_graph_runs_with_any_batch_size(frozen, probe):
 
 def test_int8_tflite_is_full_integer_and_close_to_float(frozen, probe):
     images, pb_probs = probe
-    model = inference.load_model(frozen.int8)
+    model = models.load_model(frozen.int8)
     assert model.interpreter.get_input_details()[0]['dtype'] == np.uint8
     assert model.interpreter.get_output_details()[0]['dtype'] == np.uint8
     # Pixels 0..255 are the uint8 input as they are: scale 1, zero point 0.
@@ -241,7 +241,7 @@ def test_evaluate_scores_every_model_form(frozen, probe, capsys, which):
     assert code == 0, err
     result = last_json(out)
     # What the .pb itself predicts on the 40 test images; int8 is scored against its own outputs.
-    reference = probe[1][:40] if which != 'int8' else inference.load_model(path).predict(frozen.images)
+    reference = probe[1][:40] if which != 'int8' else models.load_model(path).predict(frozen.images)
     expected = float((reference.argmax(1) == frozen.labels).mean())
     assert abs(result['accuracy'] - expected) < 1e-9
     assert result['model'] == path and result['num_images'] == 40 and result['flip_tta'] is False
@@ -272,7 +272,7 @@ def test_evaluate_plot_and_flip_tta(frozen, capsys, tmp_path):
     assert code == 0, err
     result = last_json(out)
     assert result['flip_tta'] is True and '(flip TTA)' in out
-    model = inference.load_model(frozen.pb)
+    model = models.load_model(frozen.pb)
     images = frozen.images.astype(np.float32)
     averaged = (model.predict(images) + model.predict(images[:, :, ::-1])) / 2
     assert abs(result['accuracy'] - float((averaged.argmax(1) == frozen.labels).mean())) < 1e-9
@@ -323,8 +323,8 @@ def test_predict_prints_top_k_names_for_images_of_any_size(frozen, image_files, 
     assert len(lines) == len(image_files) + 1
     results = json.loads(lines[-1])
     assert [r['image'] for r in results] == image_files
-    model = inference.load_model(path)
-    expected = model.predict(inference.photo_views([predict.read_image(p) for p in image_files],
+    model = models.load_model(path)
+    expected = model.predict(models.photo_views([predict.read_image(p) for p in image_files],
                                                    32, 1.0))
     for line, result, row in zip(lines, results, expected):
         assert line.startswith(result['image'] + ': ')
@@ -483,7 +483,7 @@ def test_export_weights_float16_keeps_the_predictions(frozen, probe, capsys, tmp
     assert reader.get_tensor('MobilenetV1/Conv2d_0/weights').dtype == np.float16
     assert reader.get_tensor('MobilenetV1/Conv2d_0/BatchNorm/gamma').dtype == np.float32
     images, expected = probe
-    got = inference.load_model(str(out_dir)).predict(images)
+    got = models.load_model(str(out_dir)).predict(images)
     assert np.abs(got - expected).max() < 0.02  # float16 keeps about 3 significant digits
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.95
 

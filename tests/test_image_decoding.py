@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import datasets
-import image_decoding
+from datasets import decoding
+from datasets import image_files
+from preflight import errors
 import predict
 
 COLOURS = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]],
@@ -69,14 +70,14 @@ CASES = [(exif_rotated, 'png'), (sixteen_bit_grey, 'png'), (palette_with_transpa
 def test_every_path_shows_what_a_viewer_shows(tmp_path, make, ext):
     path = str(tmp_path / ('image.' + ext))
     expected = make(path)
-    np.testing.assert_array_equal(image_decoding.read_rgb(path), expected)
+    np.testing.assert_array_equal(image_files.read_rgb(path), expected)
     np.testing.assert_array_equal(predict.read_image(path), expected)
     label = tf.constant(0, tf.int64)
-    from_file, ok = datasets.decode(tf.constant(path), tf.constant(path), label, 2, is_path=True)
+    from_file, ok = decoding.decode(tf.constant(path), tf.constant(path), label, 2, is_path=True)
     assert bool(ok)
     np.testing.assert_array_equal(from_file, expected)
     with open(path, 'rb') as f:  # a TFRecord holds the file's bytes
-        from_bytes, ok = datasets.decode(tf.constant(f.read()), tf.constant('r#0'), label, 2)
+        from_bytes, ok = decoding.decode(tf.constant(f.read()), tf.constant('r#0'), label, 2)
     assert bool(ok)
     np.testing.assert_array_equal(from_bytes, expected)
 
@@ -86,8 +87,8 @@ def test_what_is_not_an_image_is_one_line(tmp_path):
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(buffer, 'PNG')
     path.write_bytes(buffer.getvalue()[:60])
-    with pytest.raises(image_decoding.ImageError) as error:
-        image_decoding.read_rgb(str(path))
+    with pytest.raises(errors.ImageError) as error:
+        image_files.read_rgb(str(path))
     assert '\n' not in str(error.value) and str(error.value)
-    with pytest.raises(image_decoding.ImageError, match='cannot read it'):
-        image_decoding.read_rgb(str(tmp_path / 'missing.png'))
+    with pytest.raises(errors.ImageError, match='cannot read it'):
+        image_files.read_rgb(str(tmp_path / 'missing.png'))

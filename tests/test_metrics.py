@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
-import datasets
+from datasets import decoding
+from datasets import tfrecords
 import evaluate
-import metrics
-import run_data
+from tasks import classification_metrics
+from training import run_data
 import train
 from conftest import own_images
 
@@ -15,22 +16,22 @@ from conftest import own_images
 def test_per_class_figures_from_a_known_confusion_matrix():
     labels = [0, 0, 0, 0, 1, 1, 2]
     predicted = [0, 0, 1, 1, 1, 1, 1]
-    matrix = metrics.confusion_matrix(labels, predicted, 3)
+    matrix = classification_metrics.confusion_matrix(labels, predicted, 3)
     assert matrix.tolist() == [[2, 2, 0], [0, 2, 0], [0, 1, 0]]
-    rows = metrics.per_class(matrix, ['a', 'b', 'c'])
+    rows = classification_metrics.per_class(matrix, ['a', 'b', 'c'])
     assert rows[0] == dict(label='a', precision=1.0, recall=0.5, f1=0.6667, support=4)
     assert rows[1] == dict(label='b', precision=0.4, recall=1.0, f1=0.5714, support=2)
     # Never predicted, never right: zeros, not NaN.
     assert rows[2] == dict(label='c', precision=0.0, recall=0.0, f1=0.0, support=1)
-    assert metrics.macro_f1(matrix) == pytest.approx((2 / 3 + 4 / 7) / 3, abs=1e-4)
+    assert classification_metrics.macro_f1(matrix) == pytest.approx((2 / 3 + 4 / 7) / 3, abs=1e-4)
 
 
 def test_top_k_counts_the_label_among_the_k_most_probable():
     probs = np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1]])
     labels = np.array([1, 2, 2])
-    assert metrics.top_k_accuracy(probs, labels, 1) == pytest.approx(1 / 3)
-    assert metrics.top_k_accuracy(probs, labels, 2) == pytest.approx(2 / 3)
-    assert metrics.top_k_accuracy(probs, labels, 3) == 1.0
+    assert classification_metrics.top_k_accuracy(probs, labels, 1) == pytest.approx(1 / 3)
+    assert classification_metrics.top_k_accuracy(probs, labels, 2) == pytest.approx(2 / 3)
+    assert classification_metrics.top_k_accuracy(probs, labels, 3) == 1.0
 
 
 def test_balanced_class_weights_make_every_class_weigh_the_same():
@@ -77,5 +78,5 @@ def test_tfrecord_class_counts_are_read_from_the_records(tmp_path):
     import convert_to_tfrecord
     photos = own_images(tmp_path / 'photos')
     convert_to_tfrecord.convert(str(photos), str(tmp_path / 'rec'), 2, 'own')
-    data = datasets.load_tfrecord(str(tmp_path / 'rec'))
-    assert datasets.class_counts(data['train'], None, 3).tolist() == [8, 8, 8]
+    data = tfrecords.load_tfrecord(str(tmp_path / 'rec'))
+    assert decoding.class_counts(data['train'], None, 3).tolist() == [8, 8, 8]

@@ -8,8 +8,8 @@ from PIL import Image
 
 import evaluate
 import freeze_graph
-import image_pipeline
-import inference
+from pipelines import streamed
+from deployment import models
 import mobilenet
 import predict
 import train
@@ -54,13 +54,13 @@ def test_a_model_of_own_images_at_48_is_calibrated_on_them_and_shown_their_view(
 
     photo = framed_photo(tmp_path / 'framed.png')
     pixels = tf.io.decode_image(tf.io.read_file(photo), channels=3)
-    centre = image_pipeline.eval_view(pixels, 48, 0.875).numpy()
-    whole = image_pipeline.eval_view(pixels, 48, 1.0).numpy()
+    centre = streamed.eval_view(pixels, 48, 0.875).numpy()
+    whole = streamed.eval_view(pixels, 48, 1.0).numpy()
     np.testing.assert_allclose(centre, tf.image.resize(tf.cast(pixels[3:57, 5:85], tf.float32),
                                                        [48, 48]), atol=1e-4)
     assert np.abs(centre - whole).max() > 50
     shown = []
-    load = inference.load_model
+    load = models.load_model
 
     def spied(*args, **kwargs):  # the pixels predict.py gives the model
         model = load(*args, **kwargs)
@@ -68,9 +68,9 @@ def test_a_model_of_own_images_at_48_is_calibrated_on_them_and_shown_their_view(
         model.predict = lambda images: shown.append(np.asarray(images)) or run(images)
         return model
 
-    monkeypatch.setattr(inference, 'load_model', spied)
+    monkeypatch.setattr(models, 'load_model', spied)
     for path in (str(pb), str(ckpt), str(tmp_path / 'frozen' / 'own.tflite')):
-        assert inference.load_model(path).central_fraction == 0.875
+        assert models.load_model(path).central_fraction == 0.875
         result = predicted(capsys, [path, photo, '--top_k', '3'])[0]['top_k']
         np.testing.assert_allclose(shown[-1], centre[None], atol=1e-3)
         expected = load(path).predict(centre[None])[0]

@@ -8,12 +8,14 @@ import pytest
 import tensorflow as tf
 
 import config
-import cpu_kernels
+from preflight import cpu_kernels
 import mobilenet
-import cli
+from preflight import command_line
 import train
-import trainer
-import training
+from training import trainer
+from training import model
+from training import optimization
+from training import train_graph
 
 v1 = tf.compat.v1
 
@@ -54,21 +56,21 @@ def metrics(ckpt_dir):
 def test_every_config_value_is_a_documented_flag(capsys, monkeypatch):
     monkeypatch.setenv('COLUMNS', '10000')  # one line per flag: no wrapping after hyphens
     with pytest.raises(SystemExit) as exit_info:
-        cli.parse_config(['--help'])
+        command_line.parse_config(['--help'])
     assert exit_info.value.code == 0
     text = ' '.join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
     for name, default in config.DEFAULTS.items():
-        metavar = getattr(cli.FLAG_TYPES.get(name), 'metavar', type(default).__name__.upper())
-        assert '--%s %s %s (default: %r;' % (name, metavar, config.HELP[name], default) in text
+        metavar = getattr(command_line.FLAG_TYPES.get(name), 'metavar', type(default).__name__.upper())
+        assert '--%s %s %s (default: %r;' % (name, metavar, command_line.HELP[name], default) in text
     assert '--preset {%s}' % ','.join(sorted(config.PRESETS)) in text
 
 
 def test_presets_and_flags_resolve_in_order():
-    cfg = cli.parse_config(['--preset', 'seed', '--batch_size', '32', '--augment', '0'])
+    cfg = command_line.parse_config(['--preset', 'seed', '--batch_size', '32', '--augment', '0'])
     assert (cfg['optimizer'], cfg['lr'], cfg['batch_size'], cfg['augment']) == ('adam', 1e-3, 32, False)
     assert cfg['lr_schedule'] == 'exponential' and cfg['lr_decay'] == 0.99
     # The old README's command means what it said.
-    cfg = cli.parse_config('--lr 1e-3 --batch_size 16 --epochs 20 --load_pretrain 0'.split())
+    cfg = command_line.parse_config('--lr 1e-3 --batch_size 16 --epochs 20 --load_pretrain 0'.split())
     assert (cfg['lr'], cfg['batch_size'], cfg['epochs'], cfg['load_pretrain']) == (1e-3, 16, 20, False)
 
 
@@ -92,10 +94,10 @@ def test_a_few_epochs_lower_the_loss_and_learn(capsys, tiny_cifar, tmp_path):
 
 
 def test_exponential_decay_is_0_99_per_epoch():
-    cfg = dict(cli.parse_config(['--preset', 'seed']), lr=0.5)
+    cfg = dict(command_line.parse_config(['--preset', 'seed']), lr=0.5)
     with tf.Graph().as_default():
         progress = v1.placeholder(tf.float32, [])
-        lr = training.learning_rate(cfg, progress)
+        lr = optimization.learning_rate(cfg, progress)
         with v1.Session() as sess:
             got = [sess.run(lr, {progress: p}) for p in (0.0, 0.9, 1.0, 3.5)]
     np.testing.assert_allclose(got, [0.5, 0.5, 0.5 * 0.99, 0.5 * 0.99 ** 3], rtol=1e-6)
@@ -103,11 +105,11 @@ def test_exponential_decay_is_0_99_per_epoch():
 
 @pytest.mark.parametrize('schedule,at_half', [('cosine', 0.5), ('linear', 0.5), ('step', 0.1)])
 def test_other_schedules(schedule, at_half):
-    cfg = dict(cli.parse_config([]), lr=1.0, lr_schedule=schedule, epochs=10, warmup_epochs=2.0,
+    cfg = dict(command_line.parse_config([]), lr=1.0, lr_schedule=schedule, epochs=10, warmup_epochs=2.0,
                lr_step_epochs=5)
     with tf.Graph().as_default():
         progress = v1.placeholder(tf.float32, [])
-        lr = training.learning_rate(cfg, progress)
+        lr = optimization.learning_rate(cfg, progress)
         with v1.Session() as sess:
             assert sess.run(lr, {progress: 1.0}) < 0.55  # warm-up halfway: at most half the peak
             np.testing.assert_allclose(sess.run(lr, {progress: 5.0}), at_half, rtol=1e-3)
@@ -292,9 +294,9 @@ def test_weight_averages_are_what_evaluation_and_export_use(capsys, tiny_cifar, 
     assert np.abs(raw - average).max() > 1e-6
     # A checkpoint scored outside training gives the accuracy training logged: both read the averages.
     import data_utils
-    import inference
+    from deployment import models
     images, labels = data_utils.load_batch(str(tiny_cifar / 'test_batch'))
-    model = inference.load_model(str(tmp_path))
+    model = models.load_model(str(tmp_path))
     accuracy = (model.predict(images).argmax(1) == labels).mean()
     assert accuracy == pytest.approx(record['test_accuracy'], abs=1e-9)
 
@@ -350,7 +352,7 @@ def test_sigterm_saves_like_ctrl_c_and_the_handler_is_given_back(capsys, tiny_ci
 def test_an_interrupt_during_evaluation_resumes_into_that_evaluation(capsys, tiny_cifar, tmp_path,
                                                                     monkeypatch):
     flags = ['--preset', 'seed', '--epochs', '2', '--steps_per_epoch', '4']
-    real_evaluate = training.evaluate
+    real_evaluate = train_graph.evaluate
     calls = []
 
     def interrupting_evaluate(sess, g, split):
@@ -359,7 +361,7 @@ def test_an_interrupt_during_evaluation_resumes_into_that_evaluation(capsys, tin
             raise KeyboardInterrupt
         return real_evaluate(sess, g, split)
 
-    monkeypatch.setattr(training, 'evaluate', interrupting_evaluate)
+    monkeypatch.setattr(train_graph, 'evaluate', interrupting_evaluate)
     code, _, _ = run(capsys, tiny_cifar, tmp_path, *flags)
     assert code == 130 and [r['epoch'] for r in metrics(tmp_path)] == [1]
     monkeypatch.undo()
@@ -432,10 +434,10 @@ def test_load_pretrain_uses_the_shipped_weights_by_default(capsys, tiny_cifar, t
 def test_mixed_precision_and_xla_switches_train_to_the_same_numbers_on_cpu(capsys, tiny_cifar,
                                                                            tmp_path):
     """On a CPU both switches leave the float32 kernels in place: the same first epoch."""
-    session = training.session_config(dict(config.DEFAULTS, xla=True, mixed_precision=True))
+    session = optimization.session_config(dict(config.DEFAULTS, xla=True, mixed_precision=True))
     assert session.graph_options.optimizer_options.global_jit_level == v1.OptimizerOptions.ON_1
     assert session.graph_options.rewrite_options.auto_mixed_precision == 1  # ON
-    plain = training.session_config(config.DEFAULTS)
+    plain = optimization.session_config(config.DEFAULTS)
     assert plain.graph_options.rewrite_options.auto_mixed_precision == 0
     losses = []
     for name, flags in (('plain', []), ('fast', ['--xla', '1', '--mixed_precision', '1'])):
@@ -500,7 +502,7 @@ def _tower_logits(cfg, images, is_training, towers):
     with tf.Graph().as_default(), v1.Session() as sess:
         v1.set_random_seed(0)
         batch = v1.placeholder(tf.float32, [None, 32, 32, 3])
-        logits = training.build_model(batch, cfg, 10, is_training, towers=towers)
+        logits = model.build_model(batch, cfg, 10, is_training, towers=towers)
         updates = v1.get_collection(v1.GraphKeys.UPDATE_OPS)
         sess.run(v1.global_variables_initializer())
         names = sorted(v.op.name for v in v1.global_variables())
@@ -558,8 +560,8 @@ def test_towers_train_one_set_of_variables_under_slims_names(capsys, tiny_cifar,
 
 def test_towers_share_out_the_cores_and_run_side_by_side():
     cores = cpu_kernels.usable_cores()
-    session = training.session_config(dict(config.DEFAULTS, towers=2))
+    session = optimization.session_config(dict(config.DEFAULTS, towers=2))
     assert session.intra_op_parallelism_threads == max(1, cores // 2)
     assert session.inter_op_parallelism_threads == 2
-    default = training.session_config(dict(config.DEFAULTS, towers=1))
+    default = optimization.session_config(dict(config.DEFAULTS, towers=1))
     assert (default.intra_op_parallelism_threads, default.inter_op_parallelism_threads) == (0, 0)

@@ -1,0 +1,1 @@
+"""benchmark.py's measurements and the peers it measures against (Keras, PyTorch)."""

@@ -1,0 +1,96 @@
+"""A trained classifier checkpoint frozen for devices: the GraphDef, its metadata, TFLite
+float32 and int8 (calibrated on the run's own training images). freeze_graph.py writes them."""
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.tools import optimize_for_inference_lib
+
+import config
+import data_utils
+from datasets import factory
+from datasets import sources
+from deployment import models
+from pipelines import streamed
+from preflight import errors
+from tasks import classifier
+
+v1 = tf.compat.v1
+tf.get_logger().setLevel('ERROR')
+
+
+# Ops a frozen inference graph may hold; anything else (variables, training ops) is a bug.
+INFERENCE_OPS = {'Placeholder', 'Const', 'Conv2D', 'DepthwiseConv2dNative', 'BiasAdd', 'Relu6',
+                 'AvgPool', 'Mean', 'Squeeze', 'Reshape', 'Softmax', 'Pad', 'Identity'}
+
+
+def freeze(prefix, cfg, num_classes):
+    """A frozen, batch-norm-folded GraphDef of the checkpoint."""
+    with tf.Graph().as_default() as graph, v1.Session() as sess:
+        classifier.inference_graph(cfg, num_classes)
+        models.restore_for_inference(sess, prefix, cfg)
+        outputs = [classifier.OUTPUT_NODE, classifier.LOGITS_NODE]
+        frozen = v1.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), outputs)
+    # toco_compatible: no FusedPadConv2D/FusedResizeAndPadConv2D, which other runtimes lack.
+    frozen = optimize_for_inference_lib.optimize_for_inference(
+        frozen, [classifier.INPUT_NODE], outputs, tf.float32.as_datatype_enum, toco_compatible=True)
+    leftover = sorted({node.op for node in frozen.node} - INFERENCE_OPS)
+    if leftover:
+        raise AssertionError('frozen graph still holds %s' % ', '.join(leftover))
+    return frozen
+
+
+def metadata(cfg, num_classes, labels, prefix):
+    scale_offset = {'cifar': dict(mean=list(data_utils.CIFAR10_MEAN), std=list(data_utils.CIFAR10_STD)),
+                    'inception': dict(mean=[127.5] * 3, std=[127.5] * 3)}[cfg['normalization']]
+    return dict(
+        input=classifier.INPUT_NODE, output=classifier.OUTPUT_NODE, logits=classifier.LOGITS_NODE,
+        input_size=cfg['image_size'], input_layout='NHWC', input_channels='RGB',
+        input_range=[0, 255], central_fraction=cfg['central_fraction'], num_classes=num_classes,
+        labels=labels,
+        preprocessing=dict(in_graph=True, mode=cfg['normalization'],
+                           formula='(pixel - mean) / std', **scale_offset),
+        architecture={k: cfg[k] for k in config.ARCHITECTURE_KEYS}, checkpoint=prefix)
+
+
+def to_tflite(graph_def, kind, calibration_images=None):
+    """TFLite bytes from the frozen graph: float32, or full-integer calibrated on images."""
+    with tf.Graph().as_default() as graph:
+        v1.import_graph_def(graph_def, name='')
+        with v1.Session(graph=graph) as sess:
+            converter = v1.lite.TFLiteConverter.from_session(
+                sess, [graph.get_tensor_by_name(classifier.INPUT_NODE + ':0')],
+                [graph.get_tensor_by_name(classifier.OUTPUT_NODE + ':0')])
+            if kind == 'int8':
+                def representative_dataset():
+                    for image in calibration_images:
+                        yield [image[None].astype(np.float32)]
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = representative_dataset
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                # Pixels 0..255 are exactly uint8 with scale 1: no rounding at the input.
+                converter.inference_input_type = tf.uint8
+                converter.inference_output_type = tf.uint8
+            try:
+                return converter.convert()
+            except Exception as e:  # the converter raises its own ConverterError, not exported
+                message = ' '.join(str(e).split())[:300]
+                raise errors.ModelError('TFLite %s conversion failed: %s' % (kind, message)) from e
+
+
+def calibration_set(dataset, data_dir, count, cfg, run, archive=None):
+    """`count` images of the run's training split, drawn at random, as evaluation sees them at
+    the model's input size; `run` is the run's config.json ({} if none), for its splits."""
+    splits = factory.load(dataset, data_dir, run.get('val_size', 0), run.get('test_size', 0),
+                          run.get('seed', 0), archive)
+    train = splits['train']
+    if count > sources.split_size(train):
+        raise errors.DataError('--calibration_images %d: only %d training images in %s'
+                               % (count, sources.split_size(train), data_dir))
+    if isinstance(train, sources.Arrays):
+        chosen = train.images[np.random.RandomState(0).choice(len(train.images), count,
+                                                              replace=False)]
+        return models.resize_images(chosen, cfg['image_size'])
+    try:
+        return streamed.sample_views(train, len(splits['label_names']), count, cfg['image_size'],
+                                     cfg['central_fraction'])
+    except errors.DataError as e:
+        raise errors.DataError('--calibration_images %d: %s in %s' % (count, e, data_dir)) from e

@@ -1,0 +1,1 @@
+"""tf.distribute: several workers (TF_CONFIG) or one machine's GPUs."""

@@ -1,0 +1,85 @@
+"""tf.distribute for train.py's graph: the strategy of the cluster TF_CONFIG names, the worker's
+gRPC server, and a lost worker told apart from a slow one; without TF_CONFIG, the strategy of
+one machine's GPUs.
+
+MultiWorkerMirroredStrategy in TF1 graph mode: each worker builds the same graph under the
+strategy's scope, runs its replica of the step (strategy.extended.call_for_each_replica), and
+the optimizer all-reduces (sums) the gradients; variables start from worker 0's values.
+MirroredStrategy does the same between the GPUs of one process.
+"""
+import tensorflow as tf
+
+from preflight import cluster as cluster_lib
+from preflight import errors
+
+v1 = tf.compat.v1
+
+
+# Errors of a step whose collective lost a peer: its connection refused or reset, or no
+# answer before the session's deadline.
+PEER_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
+               tf.errors.AbortedError, tf.errors.CancelledError, tf.errors.InternalError,
+               tf.errors.FailedPreconditionError)
+
+
+def local_replicas():
+    """The devices of one machine's replicas: its GPUs where it has two or more, else None (one
+    GPU, or the CPU with its --towers, takes the whole step)."""
+    count = len(tf.config.list_physical_devices('GPU'))
+    return ['/gpu:%d' % i for i in range(count)] if count > 1 else None
+
+
+def local_strategy(devices):
+    """MirroredStrategy over `devices` (make it inside the training's graph)."""
+    return v1.distribute.MirroredStrategy(devices)
+
+
+class Worker:
+    """This process's worker: its strategy (make it inside the training's graph), the gRPC
+    server the others reach it on, and the session settings for both."""
+
+    def __init__(self, cluster, config_proto, timeout):
+        self.cluster, self.timeout = cluster, timeout
+        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+            tf.train.ClusterSpec({'worker': cluster.workers}), task_type='worker',
+            task_id=cluster.index, rpc_layer='grpc')
+        self.strategy = v1.distribute.experimental.MultiWorkerMirroredStrategy(
+            cluster_resolver=resolver)
+        self.config = self.strategy.update_config_proto(config_proto)
+        cluster_lib.check_port_free(cluster)
+        self.server = tf.distribute.Server(resolver.cluster_spec(), job_name='worker',
+                                           task_index=cluster.index, config=self.config,
+                                           start=True)
+        # A step waits for every worker: one gone would otherwise hold the others forever.
+        self.run_options = v1.RunOptions(timeout_in_ms=int(timeout * 1000))
+
+    @property
+    def target(self):
+        return self.server.target
+
+    def lost(self, error, starting):
+        """The LostWorker to raise for a step's PEER_ERRORS `error`."""
+        states = {'worker %d (%s)' % (i, address): cluster_lib.peer_state(address)
+                  for i, address in enumerate(self.cluster.workers) if i != self.cluster.index}
+        gone, stalled = ([who for who, state in states.items() if state == wanted]
+                         for wanted in ('gone', 'stalled'))
+        if gone:
+            who = ', '.join(gone)
+        elif stalled:
+            who = '%s, stalled (its port takes connections, its server does not answer: a ' \
+                  'stopped or frozen process; end it)' % ', '.join(stalled)
+        else:
+            who = 'a worker (every worker\'s server still answers: one has crashed or is slow ' \
+                  'in its step; its log says which)'
+        if starting:
+            return errors.LostWorker('%s did not join within --worker_timeout %g s (%s): start the same '
+                              'command there, with its own TF_CONFIG task.index'
+                              % (who, self.timeout, _short(error)), True)
+        return errors.LostWorker('lost %s (%s); the chief\'s checkpoints hold everything up to its '
+                          'last save: run the same command on every worker to resume'
+                          % (who, _short(error)), False)
+
+
+def _short(error):
+    text = (getattr(error, 'message', None) or str(error)).strip().splitlines()
+    return '%s: %s' % (type(error).__name__, text[0][:160] if text else '')

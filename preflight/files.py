@@ -1,0 +1,64 @@
+"""Writing a file, a set of files or a folder all or nothing: a reader (or the next run) sees the
+earlier version whole or the new one whole, whatever stops the writer (a full disk, a failed
+rename, Ctrl-C, a kill). Imports no TensorFlow."""
+import contextlib
+import os
+import shutil
+import tempfile
+
+
+def write_files(outputs):
+    """Writes {path: bytes or str} all or nothing: every file goes to PATH.tmp first; only once
+    all are written does each earlier file step aside to PATH.old and the new one take its place.
+    A failure (Ctrl-C included) puts the earlier files back and leaves no .tmp or .old behind."""
+    pending, placed = [], []  # temporary files; (path, its earlier file's .old or None)
+    try:
+        for path, data in outputs.items():
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            pending.append(path + '.tmp')
+            with open(path + '.tmp', 'wb' if isinstance(data, bytes) else 'w') as f:
+                f.write(data)
+        for path in outputs:
+            old = path + '.old' if os.path.exists(path) else None
+            if old:
+                os.replace(path, old)
+            placed.append((path, old))
+            os.replace(path + '.tmp', path)
+            pending.remove(path + '.tmp')
+    except BaseException:
+        for temp in pending:
+            if os.path.isfile(temp):
+                os.remove(temp)
+        for path, old in reversed(placed):
+            if old:
+                os.replace(old, path)
+            elif os.path.exists(path):
+                os.remove(path)
+        raise
+    for _, old in placed:
+        if old:
+            os.remove(old)
+
+
+@contextlib.contextmanager
+def staged_folder(out_dir, prefix='.staging-', last=()):
+    """Yields a hidden folder inside `out_dir` (made if need be) to write into; when the block
+    ends, its entries move into `out_dir` (those named in `last` after the others, so that an
+    index never points at files not yet in place). Other files of `out_dir` stay. On any
+    failure the hidden folder goes, and so do the folders this call made."""
+    created, folder = None, os.path.abspath(out_dir)
+    while not os.path.exists(folder):
+        created, folder = folder, os.path.dirname(folder)
+    staging, done = None, False
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=prefix, dir=out_dir)
+        yield staging
+        for name in sorted(os.listdir(staging), key=lambda name: name in last):
+            os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+        done = True
+    finally:
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+        if created and not done:
+            shutil.rmtree(created, ignore_errors=True)

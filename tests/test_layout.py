@@ -1,0 +1,125 @@
+"""The shape of the code: programs on top, libraries in packages by role, imports going down,
+one exception module, one plan per run, flags with their help, parsed before TensorFlow."""
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+
+import config
+from preflight import command_line
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+PROGRAMS = ('train', 'evaluate', 'predict', 'freeze_graph', 'export_weights',
+            'convert_to_tfrecord', 'benchmark', 'plot_runs')
+PACKAGES = ('benchmarking', 'checkpoints', 'datasets', 'deployment', 'distribution', 'pipelines',
+            'preflight', 'tasks', 'training')
+
+
+def libraries():
+    """{module name: path} of every module but the programs and the tests."""
+    found = {'mobilenet': 'mobilenet.py', 'config': 'config.py', 'data_utils': 'data_utils.py'}
+    for package in PACKAGES:
+        for name in sorted(os.listdir(os.path.join(ROOT, package))):
+            if name.endswith('.py') and name != '__init__.py':
+                found['%s.%s' % (package, name[:-3])] = os.path.join(package, name)
+    return found
+
+
+def imported(path):
+    """The project modules a file imports, anywhere in it (functions too)."""
+    names = set()
+    for node in ast.walk(ast.parse(open(os.path.join(ROOT, path)).read())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.update('%s.%s' % (node.module, alias.name) for alias in node.names)
+            names.add(node.module)
+    return names
+
+
+def test_the_top_level_holds_the_programs_and_the_modules_users_edit():
+    top = sorted(name[:-3] for name in os.listdir(ROOT) if name.endswith('.py'))
+    assert top == sorted(PROGRAMS + ('config', 'data_utils', 'mobilenet'))
+    for package in PACKAGES:
+        with open(os.path.join(ROOT, package, '__init__.py')) as f:
+            assert f.read().startswith('"""'), package  # its first lines say what it holds
+
+
+def test_no_library_imports_a_program_or_the_command_line():
+    for module, path in libraries().items():
+        wrong = imported(path) & (set(PROGRAMS) | {'preflight.command_line'})
+        assert not wrong, '%s imports %s' % (path, ', '.join(sorted(wrong)))
+
+
+def test_exceptions_are_defined_in_one_module():
+    for module, path in libraries().items():
+        if module == 'preflight.errors':
+            continue
+        tree = ast.parse(open(os.path.join(ROOT, path)).read())
+        classes = [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+                   and any(getattr(base, 'id', getattr(base, 'attr', '')).endswith(
+                       ('Error', 'Exception', 'Interrupt')) for base in node.bases)]
+        assert not classes, '%s defines %s' % (path, ', '.join(classes))
+
+
+def test_preflight_imports_no_tensorflow():
+    """What runs before TensorFlow is imported must not import it: the kernel choice is read
+    once, at TensorFlow's import."""
+    modules = sorted(m for m in libraries() if m.startswith('preflight.'))
+    code = ('import sys\nimport %s\nprint("tensorflow" in sys.modules)' % ', '.join(modules))
+    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'False'
+
+
+@pytest.mark.parametrize('program', PROGRAMS)
+def test_help_comes_before_tensorflow(program):
+    code = ('import runpy, sys\nsys.argv = [%r, "--help"]\ntry:\n'
+            '    runpy.run_path(%r, run_name="__main__")\nexcept SystemExit:\n    pass\n'
+            'print("tensorflow" in sys.modules)' % (program + '.py', program + '.py'))
+    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert 'usage: %s.py' % program in result.stdout
+    # convert_to_tfrecord.py reads and writes TFRecords at import; the others wait for the flags.
+    assert result.stdout.strip().splitlines()[-1] == str(program == 'convert_to_tfrecord')
+
+
+def test_a_wrapped_comment_is_read_whole_and_a_missing_one_is_refused():
+    source = ('DEFAULTS = dict(\n'
+              '    # Data\n'
+              '    first=1,        # the first value, whose comment\n'
+              '                    # goes on here\n'
+              '    second=2,       # the second\n'
+              '\n'
+              '    # Model\n'
+              '    third=3,        # the third\n'
+              ')\n')
+    assert command_line.config_help(source, ['first', 'second', 'third']) == dict(
+        first='the first value, whose comment goes on here', second='the second',
+        third='the third')
+    with pytest.raises(SyntaxError, match='third has no comment'):
+        command_line.config_help(source.replace('# the third', ''), ['first', 'second', 'third'])
+    assert sorted(command_line.HELP) == sorted(config.DEFAULTS)
+
+
+@pytest.mark.parametrize('typed, suggested', [('--bath_size', '--batch_size'),
+                                               ('--epoch', '--epochs')])
+def test_a_mistyped_or_shortened_flag_is_named_with_the_closest(capsys, typed, suggested):
+    with pytest.raises(SystemExit) as exit_info:
+        command_line.parse_config([typed, '2'])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        'error: unrecognized argument %s; did you mean %s?' % (typed, suggested))
+
+
+def test_the_plan_cannot_be_changed():
+    from training import plan
+    settled = plan.Plan(dict(config.DEFAULTS, workers=1))
+    with pytest.raises(TypeError):
+        settled['lr'] = 1.0
+    assert dict(settled)['lr'] == config.DEFAULTS['lr']

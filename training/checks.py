@@ -1,0 +1,84 @@
+"""Checks of a run's settings that would otherwise fail deep inside TensorFlow, or train on NaN."""
+import math
+
+import config
+import data_utils
+from datasets import sources
+import mobilenet
+from preflight import cpu_kernels
+from preflight.errors import UsageError
+
+
+def check_architecture(cfg):
+    """The architecture values (those a frozen model keeps), checked before building the graph."""
+    for key, allowed in (('stem', tuple(mobilenet.STEMS)), ('normalization', ('cifar', 'inception'))):
+        if cfg[key] not in allowed:
+            raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
+    for key in ('width', 'min_depth', 'image_size'):
+        if not (math.isfinite(cfg[key]) and cfg[key] > 0):
+            raise UsageError('--%s must be a finite number greater than 0, got %r' % (key, cfg[key]))
+    stride = math.prod(d.stride for d in mobilenet.STEMS[cfg['stem']])
+    if math.ceil(cfg['image_size'] / stride) > 7:
+        raise UsageError('--image_size %d is too large for --stem %s (at most %d: the logits pool '
+                         'a 7x7 map at most); pass --stem imagenet for up to 224'
+                         % (cfg['image_size'], cfg['stem'], 7 * stride))
+
+
+def check_config(cfg):
+    """Catch values that would only fail deep inside TensorFlow, or train on NaN, in settled
+    values (preflight.cpu_kernels.settle: towers, workers and each worker's batch known)."""
+    check_architecture(cfg)
+    cpu_kernels.check_flags(cfg)
+    for key, value in cfg.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError('--%s must be a finite number, got %r' % (key, value))
+    for key, allowed in (('dataset', config.DATASETS), ('class_weights', ('', 'balanced')),
+                         ('optimizer', ('adam', 'momentum', 'nesterov')),
+                         ('lr_schedule', ('exponential', 'step', 'cosine', 'linear'))):
+        if cfg[key] not in allowed:
+            raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
+    for key in ('lr', 'batch_size', 'epochs', 'eval_batch_size', 'keep_checkpoints',
+                'worker_timeout',
+                'lr_step_epochs', 'eval_every', 'lr_decay', 'lr_step_factor', 'batch_norm_epsilon'):
+        if not cfg[key] > 0:
+            raise UsageError('--%s must be greater than 0, got %r' % (key, cfg[key]))
+    for key in ('steps_per_epoch', 'val_size', 'test_size', 'warmup_epochs', 'weight_decay',
+                'init_stddev'):
+        if cfg[key] < 0:
+            raise UsageError('--%s must be 0 or more, got %r' % (key, cfg[key]))
+    for key in ('momentum', 'batch_norm_decay', 'ema_decay', 'label_smoothing'):
+        if not 0 <= cfg[key] < 1:
+            raise UsageError('--%s must be in [0, 1), got %r' % (key, cfg[key]))
+    workers = cfg['workers']
+    if cfg['batch_size'] % workers:
+        raise UsageError('--batch_size %d (the global batch) is not a multiple of the %d workers '
+                         'TF_CONFIG lists: each takes an equal share' % (cfg['batch_size'], workers))
+    if cfg['worker_batch'] % cfg['towers']:
+        raise UsageError('--batch_size %d%s is not a multiple of --towers %d: each tower takes an '
+                         'equal share' % (cfg['batch_size'], ' (%d a worker)' % cfg['worker_batch']
+                                          if workers > 1 else '', cfg['towers']))
+    side = data_utils.IMAGE_SHAPE[0]
+    if not 0 <= cfg['cutout'] <= side:
+        raise UsageError('--cutout must be a side in pixels from 0 (off) to %d, got %r'
+                         % (side, cfg['cutout']))
+    if cfg['cutout'] and cfg['dataset'] != 'cifar10' and cfg['image_size'] != sources.CACHED_SIZE:
+        raise UsageError('--cutout applies to 32x32 images; at --image_size %d own images get '
+                         "slim's inception crop instead: pass --cutout 0" % cfg['image_size'])
+    if cfg['dataset'] == 'tfrecord' and (cfg['val_size'] or cfg['test_size']):
+        raise UsageError('--val_size and --test_size carve splits of a folder dataset; TFRecords '
+                         'bring their own (shards named *validation*, *test*)')
+    if cfg['test_size'] and cfg['dataset'] == 'cifar10':
+        raise UsageError('--test_size carves a test split from a folder dataset; CIFAR-10 has its '
+                         'own test_batch')
+    if cfg['checkpoint_exclude_scopes'] and not cfg['load_pretrain']:
+        raise UsageError('--checkpoint_exclude_scopes applies to --load_pretrain 1 (what is not '
+                         'restored from --pretrain_path); pass both, or neither')
+    if cfg['cutout'] and not cfg['augment']:
+        raise UsageError('--cutout %d needs --augment 1 (cutout is part of the augmentation)'
+                         % cfg['cutout'])
+    if not 0 < cfg['dropout_keep_prob'] <= 1:
+        raise UsageError('--dropout_keep_prob must be in (0, 1], got %r' % cfg['dropout_keep_prob'])
+    if not 0 <= cfg['seed'] < 2 ** 32:  # numpy's RandomState takes no other
+        raise UsageError('--seed must be from 0 to %d, got %d' % (2 ** 32 - 1, cfg['seed']))
+    if cfg['load_pretrain'] and not cfg['pretrain_path']:
+        raise UsageError('--load_pretrain 1 needs --pretrain_path (a checkpoint prefix or folder)')

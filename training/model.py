@@ -1,0 +1,81 @@
+"""The model as trained: preprocessing, MobileNetV1, and towers (slim's clones) sharing one batch."""
+import tensorflow as tf
+
+import data_utils
+import mobilenet
+from preflight.errors import UsageError
+
+v1 = tf.compat.v1
+
+
+def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, towers=1,
+                pointwise='conv2d', dropout_seed=None, replica=(0, 1)):
+    """Logits of MobileNetV1 on raw 0..255 images; preprocessing is part of the graph.
+
+    `getter` is a variable_scope custom getter, e.g. to read weight averages. `towers` > 1
+    splits the batch into that many copies of the network sharing one set of variables
+    (slim's clones): independent ops that the session runs side by side. `pointwise` is how
+    1x1 convolutions are computed (mobilenet.POINTWISE); deployment graphs keep 'conv2d'.
+    `dropout_seed` (int64 [seed, step]) keys each tower's dropout mask (mobilenet_v1's);
+    `replica` (this one's index, how many) numbers the towers of every replica apart, so that
+    R replicas of T towers draw the masks of one process with R x T towers.
+    """
+    net = data_utils.normalize(images, cfg['normalization'])
+    parts, size = _split_batch(net, towers)
+    updates = v1.get_collection_ref(v1.GraphKeys.UPDATE_OPS)
+    logits = []
+    with v1.variable_scope(v1.get_variable_scope(), custom_getter=getter):
+        for tower, part in enumerate(parts):
+            tower_seed = None if dropout_seed is None else tf.stack(
+                [dropout_seed[0],
+                 (dropout_seed[1] * replica[1] + replica[0]) * len(parts) + tower])
+            tower_logits, _ = mobilenet.mobilenet_v1(
+                part, num_classes=num_classes, dropout_keep_prob=cfg['dropout_keep_prob'],
+                is_training=is_training, min_depth=cfg['min_depth'], depth_multiplier=cfg['width'],
+                conv_defs=mobilenet.STEMS[cfg['stem']], reuse=True if logits else reuse,
+                use_explicit_padding=cfg['use_explicit_padding'], weight_decay=cfg['weight_decay'],
+                stddev=cfg['init_stddev'] or None, regularize_depthwise=cfg['regularize_depthwise'],
+                batch_norm_decay=cfg['batch_norm_decay'],
+                batch_norm_epsilon=cfg['batch_norm_epsilon'], pointwise=pointwise,
+                trainable_scopes=scope_list(cfg.get('trainable_scopes', '')) if is_training else None,
+                dropout_seed=tower_seed)
+            if not logits:
+                first_tower_updates = len(updates)
+            logits.append(tower_logits)
+    # One moving-statistics update a step, from the first tower (as slim's model_deploy), rather
+    # than one per tower racing on the same variables.
+    del updates[first_tower_updates:]
+    if towers == 1:
+        return logits[0]
+    return tf.concat(logits, 0)[:size]  # without the blank images _split_batch may add
+
+
+def scope_list(text):
+    """slim's comma-separated scope prefixes as a list; '' is None (every variable)."""
+    scopes = [scope.strip() for scope in text.split(',') if scope.strip()]
+    return scopes or None
+
+
+def check_scopes(flag, text, variables):
+    """UsageError for a prefix of `flag` that names no model variable (a typo trains all)."""
+    names = [v.op.name for v in variables]
+    for scope in scope_list(text) or []:
+        if not any(name.startswith(scope) for name in names):
+            raise UsageError('--%s %s names no variable of the model; scopes look like '
+                             'MobilenetV1/Logits, MobilenetV1/Conv2d_13_pointwise or '
+                             'MobilenetV1/Conv2d_1' % (flag, scope))
+
+
+def _split_batch(images, parts):
+    """(`parts` equal slices of the batch, its size: an int where known, else a tensor).
+
+    A size that is not a multiple of `parts` (the short last batch of an evaluation; training
+    batches are multiples) gets blank images at the end first, as no slice may be empty.
+    """
+    if parts == 1:
+        return [images], None
+    size = images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
+    padding = -size % parts
+    if not isinstance(padding, int) or padding:
+        images = tf.pad(images, [[0, padding], [0, 0], [0, 0], [0, 0]])
+    return tf.split(images, parts), size

@@ -1,0 +1,74 @@
+"""One plan per run: the flags, the preset, the machine's choices and the data's facts, settled
+once, before the graph is built, and read (never added to) by everything below.
+
+train.py settles the flags and the machine before TensorFlow is imported
+(preflight.cpu_kernels.settle: kernels, 1x1 formulation, towers, workers, each worker's
+batch); `resolve` adds what only the data can tell (classes, split sizes, steps per epoch, the
+split scored, one machine's replicas) and freezes the lot. The plan is what config.json saves.
+"""
+import collections.abc
+import types
+
+from datasets import decoding
+from distribution import strategies
+from training import checks
+from training import run_data
+
+
+class Plan(collections.abc.Mapping):
+    """A run's settings, read like the config dict they replace and not writable: a choice made
+    here is the one every layer uses."""
+
+    def __init__(self, values):
+        self._values = types.MappingProxyType(dict(values))
+
+    def __getitem__(self, key):
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __repr__(self):
+        return 'Plan(%r)' % dict(self._values)
+
+
+def resolve(settled, task, place=None):
+    """(Plan, data) for `settled` (cpu_kernels.settle's dict), the `task` (tasks.classifier)
+    and this process's place in a cluster (None: one process). UsageError or DataError for
+    settings the data cannot meet; nothing is written."""
+    checks.check_config(settled)
+    decoding.forget_skipped_images()
+    data = task.load_data(settled)
+    devices = None if place else strategies.local_replicas()
+    plan = Plan(dict(
+        settled, **data['facts'], task=task.NAME, label_names=list(data['label_names']),
+        worker_index=place.index if place else 0, chief=place is None or place.is_chief,
+        replica_devices=devices or []))
+    return plan, data
+
+
+def describe(plan, data, place=None):
+    """The lines that say what the run trains on and where, after the CPU line."""
+    sizes, scored = plan['split_sizes'], plan['scored_split']
+    lines = ['Data: %s, %d classes; %s; scored on %s' % (
+        plan['dataset'], len(plan['label_names']), ', '.join(
+            '%s %d images' % (split, sizes[split]) for split in ('train', 'val', 'test')
+            if sizes[split]),
+        'the %s split' % scored if scored else
+        'nothing (no validation or test split: pass --val_size N to hold some images out)')]
+    if place:
+        lines.append('Worker %d of %d (%s%s): %d images of each batch of %d' % (
+            place.index, place.size, place.address, ', the chief' if place.is_chief else '',
+            plan['worker_batch'], plan['batch_size']))
+        sharding = run_data.describe_sharding(plan, data, place.index)
+        if sharding:
+            lines.append(sharding)
+    elif plan['replica_devices']:
+        devices = plan['replica_devices']
+        lines.append('Replicas: %d devices (%s), %d images each of every batch of %d' % (
+            len(devices), ', '.join(devices), plan['batch_size'] // len(devices),
+            plan['batch_size']))
+    return lines

@@ -1,0 +1,297 @@
+"""The training loop of any task: epochs of steps, scoring, metrics.jsonl, TensorBoard, best/,
+checkpoints and exact resume, Ctrl-C and SIGTERM safety, several workers.
+
+It trains what a plan (training/plan.py) and a task (tasks/classifier.py) describe and knows
+nothing of either beyond them. Ctrl-C and SIGTERM save a checkpoint that the same command
+resumes from; a kill at any moment leaves a state it resumes from.
+"""
+import contextlib
+import glob
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from checkpoints import reading
+from checkpoints import run_files
+from datasets import decoding
+from distribution import strategies
+from preflight.errors import Diverged, UsageError
+from training import optimization
+from training import resume
+from training import train_graph
+
+v1 = tf.compat.v1
+
+
+def write_scalars(writer, step, values):
+    summary = v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
+    writer.add_summary(summary, step)
+    writer.flush()
+
+
+def train(plan, data, task, place=None):
+    """Train (or resume) the run in plan['ckpt_dir']; return the summary dict. With a `place`
+    (preflight.cluster.Cluster), as one of its workers: the chief alone writes the folder. A
+    folder this call made is removed again when the run is refused before writing into it."""
+    ckpt_dir = plan['ckpt_dir']
+    made = not os.path.exists(ckpt_dir)
+    try:
+        os.makedirs(ckpt_dir, exist_ok=True)
+    except OSError as e:
+        raise UsageError('--ckpt_dir %s: cannot create it (%s)' % (ckpt_dir, e.strerror)) from e
+    try:
+        with run_files.owning(ckpt_dir) if plan['chief'] else contextlib.nullcontext():
+            return _train_in(plan, data, task, place)
+    finally:
+        if made and set(os.listdir(ckpt_dir)) <= {run_files.LOCK_FILE}:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+
+
+def _train_in(plan, data, task, place):
+    ckpt_dir, chief = plan['ckpt_dir'], plan['chief']
+    config_path = os.path.join(ckpt_dir, 'config.json')
+    latest, damaged = reading.newest_intact(ckpt_dir)
+    metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
+    # Killed before its first checkpoint was whole: nothing to resume, but the same run.
+    unsaved = not latest and (damaged or os.path.exists(metrics_path)
+                              and os.path.getsize(metrics_path))
+    if unsaved and not os.path.exists(config_path):
+        raise UsageError('--ckpt_dir %s holds %s but not the config.json of its run; use another '
+                         '--ckpt_dir' % (ckpt_dir, 'only damaged checkpoints' if damaged else
+                                         'a metrics.jsonl and no checkpoint'))
+    if latest or unsaved:
+        resume.check_resume_config(plan, config_path)
+    if latest and not os.path.exists(config_path) and chief:
+        print('Note: %s has checkpoints but no config.json: resuming with this command\'s flags, '
+              'unchecked against the run\'s (the checkpoint\'s shapes are checked); a new '
+              'config.json is written' % ckpt_dir, flush=True)
+    if unsaved:
+        if chief:
+            run_files.read_metrics(metrics_path, 0)
+        print('Note: %s holds no intact checkpoint of this run (it stopped before its first '
+              'save was whole); starting it again' % ckpt_dir, flush=True)
+
+    with tf.Graph().as_default() as graph:
+        if place:
+            worker = strategies.Worker(place, optimization.session_config(plan),
+                                       plan['worker_timeout'])
+            with worker.strategy.scope():
+                g = train_graph.build_graph(plan, data, task, worker.strategy,
+                                            (place.index, place.size))
+            session = v1.Session(worker.target, config=worker.config)
+        else:
+            worker = None
+            if plan['replica_devices']:
+                strategy = strategies.local_strategy(plan['replica_devices'])
+                with strategy.scope():
+                    g = train_graph.build_graph(plan, data, task, strategy)
+            else:
+                g = train_graph.build_graph(plan, data, task)
+            session = v1.Session(config=optimization.session_config(plan))
+        with session as sess:
+            return run_session(plan, task, sess, graph, g, worker, latest, damaged)
+
+
+def run_session(plan, task, sess, graph, g, worker, latest, damaged):
+    ckpt_dir = plan['ckpt_dir']
+    # Every worker at once: the variables start from the chief's values (a broadcast).
+    guarded(sess, worker, g.init, starting=True)
+    if latest:
+        resume.resume(sess, g, latest, plan, [prefix for prefix, _ in damaged])
+    elif plan['load_pretrain']:
+        prefix, restored, skipped = resume.restore_pretrained(
+            sess, g.model_variables, plan['pretrain_path'], plan['checkpoint_exclude_scopes'])
+        print('Restored %d variables from %s; skipped %d:' % (len(restored), prefix,
+                                                              len(skipped)), flush=True)
+        for line in skipped:
+            print('  ' + line, flush=True)
+    if plan['chief']:
+        run_files.write_config(os.path.join(ckpt_dir, 'config.json'), dict(plan))
+    writer = v1.summary.FileWriter(ckpt_dir) if plan['chief'] else None
+    graph.finalize()  # the loop below must not grow the graph step after step
+    try:
+        return train_loop(plan, task, sess, g, writer, worker)
+    finally:
+        if writer:
+            writer.close()
+
+
+def guarded(sess, worker, fetches, feed_dict=None, starting=False):
+    """sess.run; in a cluster with a deadline, a peer's loss raised as distributed.LostWorker."""
+    if worker is None:
+        return sess.run(fetches, feed_dict)
+    try:
+        return sess.run(fetches, feed_dict, options=worker.run_options)
+    except strategies.PEER_ERRORS as e:
+        raise worker.lost(e, starting) from e
+
+
+@contextlib.contextmanager
+def signals_noted():
+    """A second Ctrl-C or SIGTERM while the interrupt's checkpoint is written is answered with a
+    line, not obeyed: obeying would cost the save it waits for."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; signals go there anyway
+        return
+
+    def note(signum, frame):
+        print('Still saving the checkpoint; exiting once it is written.', file=sys.stderr,
+              flush=True)
+
+    previous = {number: signal.signal(number, note) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def train_loop(plan, task, sess, g, writer, worker=None):
+    """Epochs until plan['epochs']: train, evaluate, log, checkpoint. Ctrl-C saves first. In a
+    cluster every worker steps and scores in lockstep; the chief alone writes."""
+    ckpt_dir, steps_per_epoch, chief = plan['ckpt_dir'], plan['steps_per_epoch'], plan['chief']
+    prefix = os.path.join(ckpt_dir, 'model.ckpt')
+    metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
+    # Python holds the committed state, what the last checkpoint says; the graph counts steps.
+    epoch, step_in_epoch, best, seconds, wall_before = sess.run(
+        [g.epoch, g.step_in_epoch, g.best_score, g.train_seconds, g.wall_seconds])
+    step_in_epoch = min(step_in_epoch, steps_per_epoch)
+    records = run_files.read_metrics(metrics_path, epoch) if chief else []
+    record = records[-1] if records else {}  # what the summary reports if no epoch is left
+    resumed_at = time.time()
+
+    def save():
+        if not chief:
+            return
+        # What a save killed part way left: TensorFlow's temporary files, never read again.
+        for stray in glob.glob(os.path.join(glob.escape(ckpt_dir), '*.tempstate*')) + glob.glob(
+                os.path.join(glob.escape(ckpt_dir), reading.BEST_FOLDER, '*.tempstate*')):
+            os.remove(stray)
+        with run_files.writing(prefix):
+            g.saver.save(sess, prefix, global_step=g.global_step, write_meta_graph=False)
+
+    bar, start, stepping, steps_done = None, None, False, step_in_epoch
+    reported = set()  # skipped images already named in the log
+    try:
+        while epoch < plan['epochs']:
+            sess.run(g.train_init, g.train_feed(epoch, step_in_epoch))
+            start = time.time()
+            losses, figures = [], []
+            bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, unit='step', file=sys.stderr,
+                       desc='epoch %d/%d' % (epoch + 1, plan['epochs']), dynamic_ncols=True,
+                       mininterval=1.0 if sys.stderr.isatty() else 30.0)
+            stepping = True
+            for _ in range(step_in_epoch, steps_per_epoch):
+                _, loss, step_figures, lr = guarded(sess, worker,
+                                                    [g.train_op, g.loss, g.train_metrics, g.lr])
+                if not math.isfinite(loss):
+                    raise Diverged(
+                        'loss is %s at step %d (epoch %d); stopping without saving%s. Lower --lr '
+                        'or check the data.' % (
+                            loss, sess.run(g.global_step), epoch + 1,
+                            ', the last good checkpoint in %s is untouched' % ckpt_dir
+                            if reading.candidates(ckpt_dir) else ''))
+                losses.append(loss)
+                figures.append(step_figures)
+                bar.update()
+                bar.set_postfix(loss='%.3f' % loss, lr='%.4g' % lr, img_s='%.0f' % (
+                    len(losses) * plan['batch_size'] / (time.time() - start)), refresh=False)
+            stepping, steps_done = False, steps_per_epoch
+            bar.close()
+            train_time = time.time() - start
+            seconds += train_time
+            start = None
+            images_per_sec = len(losses) * plan['batch_size'] / train_time if losses else None
+
+            # An epoch resumed after its last step (interrupted in evaluation or saving) has no
+            # training figures to report; it is scored, if it is an epoch to score, and committed.
+            record = dict(epoch=int(epoch + 1), step=int(sess.run(g.global_step)),
+                          lr=float(lr if losses else sess.run(g.lr)),
+                          train_loss=float(np.mean(losses)) if losses else None,
+                          **{'train_' + key: float(np.mean([f[key] for f in figures]))
+                             if losses else None for key in g.train_metrics},
+                          images_per_sec=None if images_per_sec is None else round(images_per_sec, 1))
+            if (epoch + 1) % plan['eval_every'] == 0 or epoch + 1 == plan['epochs']:
+                record.update(train_graph.score(sess, g))
+            skipped = decoding.skipped_images()
+            if skipped:
+                record.update(skipped_images=len(skipped), skipped_files=sorted(skipped))
+                fresh = sorted(set(skipped) - reported)
+                if fresh:
+                    print('Skipped %d image(s) that do not decode (%d in all): %s' % (
+                        len(fresh), len(skipped),
+                        '; '.join('%s (%s)' % (n, skipped[n]) for n in fresh)), flush=True)
+                reported.update(fresh)
+            selection = record.get('val_' + task.BEST_METRIC,
+                                   record.get('test_' + task.BEST_METRIC, best))
+            selection = best if selection is None else selection
+            wall = wall_before + time.time() - resumed_at
+            record.update(train_seconds=round(seconds, 1), wall_seconds=round(wall, 1))
+
+            # Commit: the best copy and the metrics line first, the checkpoint resume reads last,
+            # so that an interrupt anywhere here leaves a state resume completes (read_metrics).
+            train_graph.set_state(sess, g, epoch=epoch + 1, step_in_epoch=0,
+                               best_score=max(best, selection), train_seconds=seconds,
+                               wall_seconds=wall)
+            best_prefix = os.path.join(ckpt_dir, reading.BEST_FOLDER, 'model.ckpt')
+            if selection > best and chief:
+                with run_files.writing(best_prefix):
+                    g.best_saver.save(sess, best_prefix, global_step=g.global_step,
+                                      write_meta_graph=False)
+            if chief:
+                with run_files.writing(metrics_path), open(metrics_path, 'a') as f:
+                    f.write(json.dumps(record) + '\n')
+            save()
+            epoch, step_in_epoch, steps_done, best = epoch + 1, 0, 0, max(best, selection)
+
+            if writer:
+                write_scalars(writer, record['step'], {
+                    k: v for k, v in record.items() if k not in ('epoch', 'step', 'skipped_files')
+                    and v is not None})
+            print(epoch_line(record, plan['epochs'], train_time, task), flush=True)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        # Mid-epoch the graph's counter is exact (a step that was running has finished).
+        done = sess.run(g.step_in_epoch) if stepping else steps_done
+        train_graph.set_state(sess, g, epoch=epoch, step_in_epoch=done, best_score=best,
+                              train_seconds=seconds + (time.time() - start if start else 0.0),
+                              wall_seconds=wall_before + time.time() - resumed_at)
+        with signals_noted():
+            save()
+        if chief:
+            print('Interrupted: saved %s-%d; run the same command to resume.'
+                  % (prefix, sess.run(g.global_step)), file=sys.stderr, flush=True)
+        else:
+            print('Interrupted; the chief (worker 0) keeps the checkpoints: run the same command '
+                  'on every worker to resume.', file=sys.stderr, flush=True)
+        raise
+
+    scored = 'test' if 'test' in g.eval else 'val' if 'val' in g.eval else None
+    if record and scored and '%s_%s' % (scored, task.BEST_METRIC) not in record:
+        # --epochs lowered to an epoch the run went past unscored: score the weights it has.
+        record = dict(record, **train_graph.score(sess, g))
+    return dict(task.summary(record, best),
+                best_on='val' if 'val' in g.eval else 'test' if 'test' in g.eval else None,
+                epochs=int(epoch),
+                train_seconds=round(seconds, 1),
+                wall_seconds=round(wall_before + time.time() - resumed_at, 1),
+                images_per_sec=record.get('images_per_sec'),
+                ckpt=reading.newest_intact(ckpt_dir, say=False)[0] if chief else None)
+
+
+def epoch_line(record, epochs, train_time, task):
+    parts = ['epoch %d/%d' % (record['epoch'], epochs)] + task.epoch_parts(record)
+    if record['images_per_sec'] is not None:
+        parts.append('%.0f img/s' % record['images_per_sec'])
+    parts.append('%.0f s' % train_time)
+    return '  '.join(parts)
