@@ -7,8 +7,8 @@
 
 In one run, for the same width, input size, class count and batch:
 
-  train      our training step (training.training_step: training.build_model +
-             softmax cross-entropy + L2 + UPDATE_OPS + the optimizer's minimize,
+  train      our training step (tasks/classifier.py's training_step: the model
+             + softmax cross-entropy + L2 + UPDATE_OPS + the optimizer's minimize,
              graph mode, one fixed random batch held in a variable: no feeding,
              no pipeline) with the CPU kernels, 1x1 formulation and towers chosen
              for this machine (the first line printed says which), beside the
@@ -16,8 +16,8 @@ In one run, for the same width, input size, class count and batch:
              choice (Conv2D, one tower); against `model.fit` of
              tf.keras.applications.MobileNet(weights=None) (SGD, Nesterov) and,
              where torch imports, PyTorch training the same network (peers.py);
-  real path  training.build_graph on the real CIFAR-10 data (tf.data pipeline
-             and augmentation included), running exactly the fetches of
+  real path  train.py's graph (training/train_graph.py) on the real CIFAR-10
+             data (tf.data pipeline and augmentation included), running exactly the fetches of
              train.py's loop in --towers towers, so the images/s of such a
              run's progress bar is the one measured here;
   inference  our graph with is_training=False against `model.predict`, at
@@ -220,7 +220,7 @@ def format_report(summary):
         '  synthetic / before: what the choice of formulation and towers gains on these kernels;',
         '  pipeline / synthetic for the pipeline row (--pipeline_dir): how far ahead of the step',
         '  decoding and augmentation alone run.',
-        'train.py path: training.build_graph on CIFAR-10 with augmentation, fetching '
+        'train.py path: its graph (training/train_graph.py) on CIFAR-10 with augmentation, fetching '
         '[train_op, loss, accuracy, lr] as train.py does.',
         'Keras: model.fit / model.predict timed from the first batch to the last (set-up '
         'excluded), inputs %s;' % (summary['keras_inputs'] or '-'),

@@ -76,17 +76,12 @@ def split_batches(split, dataset, size, batch_size, num_classes):
         images, labels = models.resize_images(split.images, size), split.labels
         return lambda: ((images[i:i + batch_size], labels[i:i + batch_size])
                         for i in range(0, len(labels), batch_size))
-    is_path = isinstance(split, sources.Files)
     fraction = streamed.central_fraction(dataset, size)
 
-    def view(source, name, label):
-        image, ok = decoding.decode(source, name, label, num_classes, is_path)
-        return streamed.eval_view(image, size, fraction), label, ok
-
     def batches():
-        dataset = decoding.elements(split).map(view, num_parallel_calls=os.cpu_count())
-        dataset = dataset.filter(lambda i, l, ok: ok).map(lambda i, l, ok: (i, l))
-        return dataset.batch(batch_size).prefetch(2).as_numpy_iterator()
+        views = streamed.eval_views(decoding.elements(split), isinstance(split, sources.Files),
+                                    num_classes, size, fraction)
+        return views.batch(batch_size).prefetch(2).as_numpy_iterator()
     return batches
 
 
@@ -170,8 +165,9 @@ def evaluate(args):
     from deployment import models
     from tasks import classification_metrics as metrics
     model = models.load_model(args.model, **command_line.architecture_overrides(args))
+    # CIFAR-10 is scored on its test_batch alone: the training batches are not read.
     splits = factory.load(args.dataset, args.data_dir, args.val_size, args.test_size, args.seed,
-                          args.cifar_archive)
+                          args.cifar_archive, test_only=args.dataset == 'cifar10')
     split = args.split
     if split == 'auto':
         split = next((s for s in ('test', 'val') if sources.split_size(splits[s])), 'train')

@@ -3,7 +3,7 @@
     python3 predict.py frozen/mobilenet_v1.pb cat.jpg truck.png --top_k 3
 
 Images of any size (PNG, JPEG, anything Pillow reads) are decoded to the 8-bit
-RGB a viewer shows, as the folder datasets decode them (image_decoding.py), and
+RGB a viewer shows, as the folder datasets decode them (datasets/image_files.py), and
 seen as the model's evaluation saw its images: resized whole for a model of
 32x32 images or of CIFAR-10, the central 87.5% resized for own images at other
 sizes (TF-Slim's evaluation view). One line per image; the last line is JSON.

@@ -26,7 +26,7 @@ from preflight import errors
 
 def main(argv=None):
     flags = command_line.parse_config(argv, description=__doc__)
-    return errors.run_program('train.py', lambda: train(flags))
+    return errors.run_program('train.py', lambda: train(flags), terminate=True)
 
 
 def train(flags):
@@ -35,13 +35,16 @@ def train(flags):
     print(kernels, flush=True)
     # Only now: TensorFlow picks its CPU kernels when it is imported.
     cpu_kernels.import_tensorflow()
+    from checkpoints import run_files
     from tasks import classifier
     from training import plan as run_plan
     from training import trainer
-    plan, data = run_plan.resolve(settled, classifier, place)
-    for line in run_plan.describe(plan, data, place):
-        print(line, flush=True)
-    print(json.dumps(trainer.train(plan, data, classifier, place)))
+    with run_files.run_folder(settled['ckpt_dir'], chief=place is None or place.is_chief):
+        plan, data = run_plan.resolve(settled, classifier, place)
+        for line in run_plan.describe(plan, data, place):
+            print(line, flush=True)
+        summary = trainer.train(plan, data, classifier, place)
+    print(json.dumps(summary))
 
 
 if __name__ == '__main__':

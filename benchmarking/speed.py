@@ -48,7 +48,7 @@ def session_config(args, cfg=None, xla=False):
 
 
 def logits_macs(cfg, num_classes):
-    """Multiply-adds of the logits layer, counted from the graph training.build_model builds."""
+    """Multiply-adds of the logits layer, counted from the graph training/model.py's build_model builds."""
     with tf.Graph().as_default() as graph:
         images = v1.placeholder(tf.float32, [1, cfg['image_size'], cfg['image_size'], 3])
         model.build_model(images, cfg, num_classes, is_training=False)

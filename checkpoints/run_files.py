@@ -1,14 +1,17 @@
 """The files of a run's folder beside its checkpoints: config.json, metrics.jsonl and train.lock."""
 import contextlib
 import fcntl
+import io
 import json
 import os
+import shutil
 
 import tensorflow as tf
 
 from checkpoints import reading
 import config
 from preflight import errors
+from preflight import files
 from preflight.errors import UsageError
 
 
@@ -64,8 +67,34 @@ def _same_kind(value, default):
         return isinstance(value, (int, float))
     return isinstance(value, type(default))
 
+
 # In a run's folder while train.py trains it: the process's id, under an exclusive lock.
 LOCK_FILE = 'train.lock'
+
+
+@contextlib.contextmanager
+def run_folder(ckpt_dir, chief=True):
+    """The run's folder for the block: made if need be, and held by the chief (owning). A run
+    refused before it wrote anything leaves no folder behind: those this call made go again
+    when the block ends with nothing in them but the lock."""
+    created = files.topmost_missing(ckpt_dir)
+    try:
+        os.makedirs(ckpt_dir, exist_ok=True)
+    except OSError as e:
+        raise UsageError('--ckpt_dir %s: cannot create it (%s)' % (ckpt_dir, e.strerror)) from e
+    try:
+        with owning(ckpt_dir) if chief else contextlib.nullcontext():
+            yield
+    finally:
+        if chief and created and _holds_only_the_lock(ckpt_dir):
+            shutil.rmtree(created, ignore_errors=True)
+
+
+def _holds_only_the_lock(folder):
+    try:
+        return set(os.listdir(folder)) <= {LOCK_FILE}
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -97,14 +126,11 @@ def owning(ckpt_dir):
 
 
 def write_config(path, values):
+    """A run's config.json, all or nothing; a failure is writing()'s one line."""
     with writing(path):
-        try:
-            with open(path + '.tmp', 'w') as f:
-                json.dump(values, f, indent=1, sort_keys=True)
-            os.replace(path + '.tmp', path)
-        finally:
-            if os.path.exists(path + '.tmp'):
-                os.remove(path + '.tmp')
+        text = io.StringIO()
+        json.dump(values, text, indent=1, sort_keys=True)
+        files.write_files({path: text.getvalue()})
 
 
 @contextlib.contextmanager
@@ -142,7 +168,5 @@ def read_metrics(metrics_path, last_epoch):
                 continue  # damaged by hand: dropped as a line cut short is
             if record.get('epoch', 0) <= last_epoch:
                 records.append(record)
-    with open(metrics_path + '.tmp', 'w') as f:
-        f.writelines(json.dumps(r) + '\n' for r in records)
-    os.replace(metrics_path + '.tmp', metrics_path)
+    files.write_files({metrics_path: ''.join(json.dumps(r) + '\n' for r in records)})
     return records

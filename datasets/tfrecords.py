@@ -1,4 +1,5 @@
-"""TF-Slim's TFRecord layout: shards named *train*, *validation*, *test*, with labels.txt.
+"""TF-Slim's TFRecord layout: shards named *train*, *validation*, *test*, with labels.txt, read
+and written (convert() is convert_to_tfrecord.py's work, all or nothing).
 
 Records are counted from their length headers, without reading the images.
 """
@@ -10,7 +11,11 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from datasets import image_files
+from datasets import image_folder
 from datasets import sources
+from preflight import errors
+from preflight import files
 from preflight.errors import DataError
 
 
@@ -153,3 +158,68 @@ def shard_records(shard):
     """(shard, index, serialized record) of every record of one TFRecord file."""
     return tf.data.TFRecordDataset(shard).enumerate().map(
         lambda index, record: (shard, index, record))
+
+
+# --------------------------------------------------------------------------
+# Writing (convert_to_tfrecord.py)
+# --------------------------------------------------------------------------
+
+# The names slim's download_and_convert scripts give the splits.
+SPLIT_WORDS = dict(train='train', val='validation', test='test')
+_FORMATS = {'.jpg': 'jpeg', '.jpeg': 'jpeg', '.png': 'png', '.bmp': 'bmp', '.gif': 'gif'}
+
+
+def _feature(value):
+    if isinstance(value, bytes):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+
+def example(path, label):
+    """A tf.train.Example of one image file, or None if it does not decode."""
+    with open(path, 'rb') as f:
+        encoded = f.read()
+    try:
+        shape = image_files.to_rgb(encoded).shape  # as training will see it
+    except errors.ImageError:
+        return None
+    return tf.train.Example(features=tf.train.Features(feature={
+        'image/encoded': _feature(encoded),
+        'image/format': _feature(_FORMATS[os.path.splitext(path)[1].lower()].encode()),
+        'image/class/label': _feature(int(label)),
+        'image/height': _feature(int(shape[0])),
+        'image/width': _feature(int(shape[1])),
+        'image/filename': _feature(os.path.basename(path).encode('utf-8')),
+    }))
+
+
+def convert(data_dir, out_dir, shards, name, seed=0):
+    """{split: records written}; the images that did not decode are returned as a list too."""
+    splits = image_folder.load_folder(data_dir)
+    written, bad = {}, []
+    with files.staged_folder(out_dir, prefix='.%s.' % os.path.basename(os.path.abspath(out_dir))) \
+            as staging:
+        for split in ('train', 'val', 'test'):
+            files_of_split = splits[split]
+            if not files_of_split.paths:
+                continue
+            # Shuffled once, so that every shard holds every class (slim does the same).
+            order = np.random.RandomState(seed).permutation(len(files_of_split.paths))
+            count = min(shards, len(order))
+            writers = [tf.io.TFRecordWriter(os.path.join(
+                staging, '%s_%s_%05d-of-%05d.tfrecord' % (name, SPLIT_WORDS[split], i, count)))
+                for i in range(count)]
+            written[split] = 0
+            for index in tqdm(order, desc=split, unit='img', leave=False):
+                record = example(files_of_split.paths[index], files_of_split.labels[index])
+                if record is None:
+                    bad.append(files_of_split.paths[index])
+                    continue
+                # Dealt by records written, so that the shards stay equal (for workers' shares).
+                writers[written[split] % count].write(record.SerializeToString())
+                written[split] += 1
+            for writer in writers:
+                writer.close()
+        with open(os.path.join(staging, LABELS_FILE), 'w', encoding='utf-8') as f:
+            f.writelines('%d:%s\n' % (i, label) for i, label in enumerate(splits['label_names']))
+    return written, bad

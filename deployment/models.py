@@ -255,7 +255,7 @@ def load_model(path, **overrides):
 
 def photo_views(photos, size, fraction):
     """float32 [N, size, size, 3] of uint8 RGB [H, W, 3] arrays of any sizes, each seen as
-    evaluation sees an image of the model's data (image_pipeline.eval_view)."""
+    evaluation sees an image of the model's data (pipelines/streamed.py's eval_view)."""
     return np.stack([streamed.eval_view(tf.constant(photo, tf.uint8), size, fraction).numpy()
                      for photo in photos])
 

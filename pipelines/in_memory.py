@@ -2,6 +2,7 @@
 import tensorflow as tf
 
 import data_utils
+from pipelines import order
 
 
 def input_pipeline(images, labels, batch_size, training, augment=True, image_size=32, seed=0,
@@ -36,9 +37,9 @@ def input_pipeline(images, labels, batch_size, training, augment=True, image_siz
             batch_images = data_utils.augment_batch(batch_images, key, cutout=cutout)
         if key is not None and worker[1] > 1:
             # Augmented whole (the draws are the batch's), then sliced: cheap at 32x32.
-            share = batch_size // worker[1]
-            batch_images = batch_images[worker[0] * share:(worker[0] + 1) * share]
-            batch_labels = batch_labels[worker[0] * share:(worker[0] + 1) * share]
+            start, size = order.share(batch_size, worker[1], worker[0])
+            batch_images = batch_images[start:start + size]
+            batch_labels = batch_labels[start:start + size]
         batch_images = tf.cast(batch_images, tf.float32)
         if image_size != data_utils.IMAGE_SHAPE[0]:
             batch_images = tf.image.resize(batch_images, [image_size, image_size])
@@ -48,33 +49,18 @@ def input_pipeline(images, labels, batch_size, training, augment=True, image_siz
         images_ph = tf.compat.v1.placeholder(tf.uint8, (None,) + data_utils.IMAGE_SHAPE, name='images')
         labels_ph = tf.compat.v1.placeholder(tf.int64, (None,), name='labels')
         dataset = tf.data.Dataset.from_tensor_slices((images_ph, labels_ph))
+        epochs = order.EpochOrder(seed) if training else None
         if training:
-            epoch_ph = tf.compat.v1.placeholder_with_default(tf.constant(0, tf.int64), [], 'epoch')
-            skip_ph = tf.compat.v1.placeholder_with_default(tf.constant(0, tf.int64), [],
-                                                            'skip_batches')
-            epoch_seed = seed * 1000003 + epoch_ph
-            dataset = dataset.shuffle(len(images), seed=epoch_seed, reshuffle_each_iteration=True)
+            dataset = dataset.shuffle(len(images), seed=epochs.seed, reshuffle_each_iteration=True)
             dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
             # Skipped batches are only gathered, never augmented; the index keys the augmentation.
-            dataset = dataset.enumerate().skip(skip_ph).map(
-                lambda index, batch: to_model_input(*batch, key=tf.stack([epoch_seed, index])),
+            dataset = dataset.enumerate().skip(epochs.skip_batches).map(
+                lambda index, batch: to_model_input(*batch, key=tf.stack([epochs.seed, index])),
                 num_parallel_calls=2)
         else:
             dataset = dataset.batch(batch_size).map(to_model_input, num_parallel_calls=2)
-        dataset = dataset.prefetch(2)
-        # Autotuning's background thread sleeps for up to a minute between rounds, and
-        # re-initialising the iterator (each epoch, each evaluation) waits for it to wake up.
-        # Fixed settings suffice: a call prepares a whole batch (7 ms for 128 images on one
-        # busy core here), so two in flight feed about 280 batches a second.
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        iterator = tf.compat.v1.data.make_initializable_iterator(dataset.with_options(options))
+        # Two batches in flight feed about 280 batches a second.
+        iterator = order.initializable_iterator(dataset.prefetch(2))
         images_batch, labels_batch = iterator.get_next()
-
-    def feed(epoch=0, skip_batches=0):
-        values = {images_ph: images, labels_ph: labels}
-        if training:
-            values.update({epoch_ph: epoch, skip_ph: skip_batches})
-        return values
-
-    return images_batch, labels_batch, iterator.initializer, feed
+    return (images_batch, labels_batch, iterator.initializer,
+            order.feeder({images_ph: images, labels_ph: labels}, epochs))

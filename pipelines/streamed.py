@@ -1,15 +1,15 @@
-"""The graph-mode tf.data pipeline of a streamed split (datasets.Files or Records), with TF-Slim's
-inception preprocessing, for --image_size other than 32 on folder and TFRecord datasets.
+"""The graph-mode tf.data pipeline of a streamed split (datasets/sources.py's Files or Records),
+with TF-Slim's inception preprocessing, for --image_size other than 32 on folder and TFRecord
+datasets.
 
 Training: a random crop of 8% to 100% of the image's area with aspect ratio 3/4 to 4/3
 (tf.image.stateless_sample_distorted_bounding_box, as slim's distorted_bounding_box_crop), resized
 to --image_size, and a random horizontal flip. Evaluation: the central 87.5%, resized. Both give
 raw 0..255 float pixels, as the CIFAR-10 pipeline does: normalisation is the model's.
 
-Like data_utils.input_pipeline, the order and the augmentation are drawn from (seed, epoch):
-initialised with the same epoch and skip_batches=k, the pipeline yields what the k+1-th batch
-of that epoch was, so a resumed run continues its epoch. An image that does not decode is
-left out of its batch (the next one fills its place) and named in datasets.skipped_images().
+As in_memory.py's, the order and the augmentation are drawn from (seed, epoch) (order.py):
+a resumed run continues its epoch. An image that does not decode is left out of its batch (the
+next one fills its place) and named in datasets/decoding.py's skipped_images().
 
 Several workers: TFRecords are sharded by file (worker_shards), so that each worker reads
 only its own shards' bytes; image files, and TFRecords of fewer shards than workers, are
@@ -23,6 +23,8 @@ import tensorflow as tf
 from datasets import decoding
 from datasets import sources
 from datasets import tfrecords
+from pipelines import order
+from preflight import errors
 
 v1 = tf.compat.v1
 
@@ -72,6 +74,18 @@ def eval_view(image, size, fraction=_CENTRAL_FRACTION):
     return image if size == sources.CACHED_SIZE else tf.image.resize(image, [size, size])
 
 
+def eval_views(elements, is_path, num_classes, size, fraction):
+    """(image float32 [size, size, 3], label) of each of `elements` (decoding.elements' (source,
+    name, label), in their order) that decodes, seen by eval_view; the others are skipped and
+    named in decoding.skipped_images()."""
+    def view(source, name, label):
+        image, ok = decoding.decode(source, name, label, num_classes, is_path)
+        return eval_view(image, size, fraction), label, ok
+
+    views = elements.map(view, num_parallel_calls=_parallel_calls(), deterministic=True)
+    return views.filter(lambda image, label, ok: ok).map(lambda image, label, ok: (image, label))
+
+
 def sample_views(split, num_classes, count, size, fraction, seed=0):
     """float32 [count, size, size, 3]: images of a Files or Records split drawn at random
     (seeded) and seen by eval_view, as int8 calibration wants them; an image that does not
@@ -85,17 +99,10 @@ def sample_views(split, num_classes, count, size, fraction, seed=0):
         dataset = tf.data.Dataset.from_tensor_slices((np.asarray(split.paths)[order],
                                                       np.asarray(split.labels)[order]))
         dataset = dataset.map(lambda path, label: (path, path, label))
-    is_path = isinstance(split, sources.Files)
-
-    def view(source, name, label):
-        image, ok = decoding.decode(source, name, label, num_classes, is_path)
-        return eval_view(image, size, fraction), ok
-
-    dataset = dataset.map(view, num_parallel_calls=_parallel_calls(), deterministic=True)
-    dataset = dataset.filter(lambda image, ok: ok).map(lambda image, ok: image).take(count)
-    images = list(dataset.as_numpy_iterator())
+    views = eval_views(dataset, isinstance(split, sources.Files), num_classes, size, fraction)
+    images = [image for image, _ in views.take(count).as_numpy_iterator()]
     if len(images) < count:
-        raise decoding.DataError('%d images asked for, only %d of the split decode'
+        raise errors.DataError('%d images asked for, only %d of the split decode'
                                  % (count, len(images)))
     return np.stack(images)
 
@@ -113,24 +120,21 @@ def worker_shards(split, workers):
 def input_pipeline(split, num_classes, batch_size, training, image_size, seed=0, augment=True,
                    worker=(0, 1)):
     """(images_batch float32 [B, S, S, 3], labels_batch int32 [B], initializer, feed) over a
-    Files or Records split; as data_utils.input_pipeline, whose feed and `worker` slices it
+    Files or Records split; as in_memory.input_pipeline, whose feed and `worker` slices it
     shares (sliced before decoding: a worker reads only its own images). In training, a worker
     of TFRecords with enough shards reads its worker_shards alone, and batches of its share."""
-    share = batch_size // worker[1] if training else batch_size
-    first = worker[0] * share
+    first, share = order.share(batch_size, worker[1], worker[0]) if training else (0, batch_size)
     shards = training and isinstance(split, sources.Records) and worker_shards(split, worker[1])
     if shards:
         split = shards[worker[0]]
     # Batches drawn from the order: the global one (then sliced), or this worker's share.
     drawn, taken = (share, slice(0, share)) if shards else (batch_size, slice(first, first + share))
     with tf.name_scope('train_input' if training else 'eval_input'):
-        epoch_ph = v1.placeholder_with_default(tf.constant(0, tf.int64), [], 'epoch')
-        skip_ph = v1.placeholder_with_default(tf.constant(0, tf.int64), [], 'skip_batches')
-        epoch_seed = seed * 1000003 + epoch_ph
+        epochs = order.EpochOrder(seed) if training else None
         if isinstance(split, sources.Records):
-            dataset, feed_values = _records(split, training, epoch_seed)
+            dataset, feed_values = _records(split, epochs)
         else:
-            dataset, feed_values = _files(split, training, epoch_seed)
+            dataset, feed_values = _files(split, epochs)
 
         def load(source, name, label, key=None):
             # Files are read here, after the batches a resumed epoch skips.
@@ -145,10 +149,10 @@ def input_pipeline(split, num_classes, batch_size, training, image_size, seed=0,
             # what is left of it. Each image's augmentation is keyed by (epoch, batch, place).
             # The keys are the images' places in the global batch, whichever worker draws them.
             dataset = dataset.repeat().batch(drawn, drop_remainder=True).enumerate()
-            dataset = dataset.skip(skip_ph).flat_map(
+            dataset = dataset.skip(epochs.skip_batches).flat_map(
                 lambda index, batch: tf.data.Dataset.from_tensor_slices(tuple(
                     part[taken] for part in batch) + (tf.stack(
-                        [tf.fill([share], epoch_seed),
+                        [tf.fill([share], epochs.seed),
                          index * batch_size + first + tf.range(share, dtype=tf.int64)], axis=1),)))
             dataset = dataset.map(lambda c, n, l, key: load(c, n, l, key),
                                   num_parallel_calls=_parallel_calls(), deterministic=True)
@@ -156,41 +160,32 @@ def input_pipeline(split, num_classes, batch_size, training, image_size, seed=0,
         else:
             dataset = dataset.map(load, num_parallel_calls=_parallel_calls(), deterministic=True)
             dataset = dataset.filter(lambda image, label, ok: ok).map(lambda i, l, ok: (i, l))
-        dataset = dataset.batch(share, drop_remainder=training).prefetch(2)
-        options = tf.data.Options()
-        options.autotune.enabled = False  # as data_utils.input_pipeline: no stall on re-init
-        iterator = v1.data.make_initializable_iterator(dataset.with_options(options))
+        iterator = order.initializable_iterator(
+            dataset.batch(share, drop_remainder=training).prefetch(2))
         images_batch, labels_batch = iterator.get_next()
         images_batch.set_shape([None, image_size, image_size, 3])
-
-    def feed(epoch=0, skip_batches=0):
-        values = dict(feed_values)
-        if training:
-            values.update({epoch_ph: epoch, skip_ph: skip_batches})
-        return values
-
-    return images_batch, labels_batch, iterator.initializer, feed
+    return images_batch, labels_batch, iterator.initializer, order.feeder(feed_values, epochs)
 
 
-def _files(split, training, epoch_seed):
+def _files(split, epochs):
     # Fed through placeholders: a million paths as graph constants would bloat every meta graph.
     paths_ph = v1.placeholder(tf.string, [None], 'paths')
     labels_ph = v1.placeholder(tf.int64, [None], 'labels')
     dataset = tf.data.Dataset.from_tensor_slices((paths_ph, labels_ph))
-    if training:
-        dataset = dataset.shuffle(len(split.paths), seed=epoch_seed, reshuffle_each_iteration=True)
+    if epochs:
+        dataset = dataset.shuffle(len(split.paths), seed=epochs.seed, reshuffle_each_iteration=True)
     return dataset.map(lambda path, label: (path, path, label)), {paths_ph: split.paths,
                                                                   labels_ph: split.labels}
 
 
-def _records(split, training, epoch_seed):
+def _records(split, epochs):
     shards_ph = v1.placeholder(tf.string, [None], 'shards')
     shards = tf.data.Dataset.from_tensor_slices(shards_ph)
-    if training:
-        shards = shards.shuffle(len(split.shards), seed=epoch_seed, reshuffle_each_iteration=True)
+    if epochs:
+        shards = shards.shuffle(len(split.shards), seed=epochs.seed, reshuffle_each_iteration=True)
     # File-level interleave: a few shards read at once, a dataset larger than memory streams.
     dataset = shards.interleave(tfrecords.shard_records, cycle_length=min(4, len(split.shards)))
-    if training:
-        dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=epoch_seed, reshuffle_each_iteration=True)
+    if epochs:
+        dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=epochs.seed, reshuffle_each_iteration=True)
     dataset = dataset.map(tfrecords.parse_record)
     return dataset, {shards_ph: split.shards}

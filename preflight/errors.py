@@ -54,11 +54,12 @@ def _terminate(signum, frame):
     raise Terminated
 
 
-def run_program(program, work):
+def run_program(program, work, terminate=False):
     """work()'s exit code (0 when it returns None): a ProjectError is its one line on stderr and
-    its code; Ctrl-C and SIGTERM are 128 + the signal's number, as the shell reports them."""
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    its code; Ctrl-C is 130, as the shell reports it. With `terminate`, SIGTERM is handled as
+    Ctrl-C is (work saves what it must) and exits 143; else it ends the process at once."""
+    handled = terminate and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if handled else None
     try:
         code = work()
     except ProjectError as e:
@@ -67,7 +68,7 @@ def run_program(program, work):
     except KeyboardInterrupt as e:
         return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
     finally:
-        if main_thread:
+        if handled:
             # Called from other code (tests, a notebook), a later SIGTERM is theirs again. None: a
             # handler set outside Python, which cannot be put back; the default is the nearest.
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

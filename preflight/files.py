@@ -40,16 +40,22 @@ def write_files(outputs):
             os.remove(old)
 
 
+def topmost_missing(path):
+    """The outermost folder of `path` that does not exist yet (what making it would create), or
+    None when it exists."""
+    created, folder = None, os.path.abspath(path)
+    while not os.path.exists(folder):
+        created, folder = folder, os.path.dirname(folder)
+    return created
+
+
 @contextlib.contextmanager
 def staged_folder(out_dir, prefix='.staging-', last=()):
     """Yields a hidden folder inside `out_dir` (made if need be) to write into; when the block
     ends, its entries move into `out_dir` (those named in `last` after the others, so that an
     index never points at files not yet in place). Other files of `out_dir` stay. On any
     failure the hidden folder goes, and so do the folders this call made."""
-    created, folder = None, os.path.abspath(out_dir)
-    while not os.path.exists(folder):
-        created, folder = folder, os.path.dirname(folder)
-    staging, done = None, False
+    created, staging, done = topmost_missing(out_dir), None, False
     try:
         os.makedirs(out_dir, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=prefix, dir=out_dir)

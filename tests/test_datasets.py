@@ -43,7 +43,7 @@ def as_set(images):
 
 def test_folder_tfrecord_and_pickles_give_the_same_images(tiny_cifar, tmp_path):
     pickles = folder_from_pickles(tiny_cifar, tmp_path / 'folder')
-    written, bad = convert_to_tfrecord.convert(str(tmp_path / 'folder'), str(tmp_path / 'rec'),
+    written, bad = tfrecords.convert(str(tmp_path / 'folder'), str(tmp_path / 'rec'),
                                                shards=3, name='tiny')
     assert written == dict(train=160, test=40) and bad == []
     for dataset, data_dir in (('folder', tmp_path / 'folder'), ('tfrecord', tmp_path / 'rec')):
@@ -63,7 +63,7 @@ def test_folder_tfrecord_and_pickles_give_the_same_images(tiny_cifar, tmp_path):
 
 def test_streamed_folder_and_tfrecord_give_the_same_views(tiny_cifar, tmp_path):
     folder_from_pickles(tiny_cifar, tmp_path / 'folder')
-    convert_to_tfrecord.convert(str(tmp_path / 'folder'), str(tmp_path / 'rec'), 2, 'tiny')
+    tfrecords.convert(str(tmp_path / 'folder'), str(tmp_path / 'rec'), 2, 'tiny')
     views = []
     for split in (image_folder.load_folder(str(tmp_path / 'folder'))['test'],
                   tfrecords.load_tfrecord(str(tmp_path / 'rec'))['test']):

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from checkpoints import reading
-import convert_to_tfrecord
+from datasets import tfrecords
 from preflight import errors
 from preflight import cluster
 
@@ -259,7 +259,7 @@ def test_the_chief_stopped_mid_epoch_saves_and_the_pair_resumes_there(tiny_cifar
 
 def test_two_workers_read_their_own_tfrecord_shards_in_lockstep(tmp_path):
     # 24 images in 4 shards of 6; each worker reads 2 of them, 2 images a step: 6 steps an epoch.
-    written, _ = convert_to_tfrecord.convert(str(own_images(tmp_path / 'own')),
+    written, _ = tfrecords.convert(str(own_images(tmp_path / 'own')),
                                              str(tmp_path / 'rec'), shards=4, name='own')
     assert written == dict(train=24)
     run = tmp_path / 'run'
@@ -312,7 +312,7 @@ def test_replicas_of_one_machine_step_as_one_process_of_two_towers(capsys, tiny_
 
 def test_a_batch_larger_than_a_workers_shards_is_one_line(capsys, tmp_path, monkeypatch):
     # 3 shards of 8 records: worker 1 reads one, 8 records, fewer than its 10 images a step.
-    convert_to_tfrecord.convert(str(own_images(tmp_path / 'own')), str(tmp_path / 'rec'),
+    tfrecords.convert(str(own_images(tmp_path / 'own')), str(tmp_path / 'rec'),
                                 shards=3, name='own')
     monkeypatch.setenv('TF_CONFIG', tf_config(['localhost:%d' % p for p in free_ports(2)], 1))
     capsys.readouterr()

@@ -86,7 +86,7 @@ def test_matmul_takes_images_of_unknown_size():
 
 
 def test_an_unsettled_auto_trains_as_matmul():
-    """Code that calls training.py without cpu_kernels.settle gets 'auto' resolved too."""
+    """Code that calls the training step without cpu_kernels.settle gets 'auto' resolved too."""
     cfg = dict(command_line.parse_config(['--width', '0.25']), pointwise='auto')
     assert cpu_kernels.training_pointwise(cfg) == 'matmul'
     with tf.Graph().as_default():
@@ -195,7 +195,7 @@ def test_towers_are_two_on_a_cpu_of_two_cores_if_each_keeps_32_images():
     assert towers(value=3, cores=1) == 3
     assert '64 images a tower' in cpu_kernels.towers_choice('auto', 128, cores=2, gpu=False)[1]
     assert not cpu_kernels.gpu_present({'CUDA_VISIBLE_DEVICES': '-1'})
-    # Code that calls training.py without settle gets the same answer.
+    # Code that calls the training step without settle gets the same answer.
     cfg = command_line.parse_config(['--batch_size', '16'])
     assert cfg['towers'] == 'auto' and cpu_kernels.training_towers(cfg) == 1
 

@@ -75,8 +75,7 @@ def test_evaluate_refuses_a_model_of_another_class_count(capsys, tiny_cifar, tmp
 
 
 def test_tfrecord_class_counts_are_read_from_the_records(tmp_path):
-    import convert_to_tfrecord
     photos = own_images(tmp_path / 'photos')
-    convert_to_tfrecord.convert(str(photos), str(tmp_path / 'rec'), 2, 'own')
+    tfrecords.convert(str(photos), str(tmp_path / 'rec'), 2, 'own')
     data = tfrecords.load_tfrecord(str(tmp_path / 'rec'))
     assert decoding.class_counts(data['train'], None, 3).tolist() == [8, 8, 8]

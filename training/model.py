@@ -3,6 +3,7 @@ import tensorflow as tf
 
 import data_utils
 import mobilenet
+from pipelines import order
 from preflight.errors import UsageError
 
 v1 = tf.compat.v1
@@ -78,4 +79,5 @@ def _split_batch(images, parts):
     padding = -size % parts
     if not isinstance(padding, int) or padding:
         images = tf.pad(images, [[0, padding], [0, 0], [0, 0], [0, 0]])
-    return tf.split(images, parts), size
+    shares = (order.share(size + padding, parts, tower) for tower in range(parts))
+    return [images[start:start + length] for start, length in shares], size

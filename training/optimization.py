@@ -40,7 +40,7 @@ def make_optimizer(cfg, lr):
 
 def session_config(cfg):
     config_proto = v1.ConfigProto()
-    towers = cpu_kernels.training_towers(cfg)
+    towers = cpu_kernels.training_towers(cfg)  # settled, or 'auto' resolved as settle does
     if towers > 1:
         # The cores shared out between the towers, which run side by side: on a few cores this
         # wastes less time than splitting every small op (batch norm, depthwise) across them all.

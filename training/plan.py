@@ -34,6 +34,10 @@ class Plan(collections.abc.Mapping):
     def __repr__(self):
         return 'Plan(%r)' % dict(self._values)
 
+    def saved(self):
+        """What config.json keeps: the run's settings, without this process's place in it."""
+        return {k: v for k, v in self._values.items() if k not in ('chief', 'worker_index')}
+
 
 def resolve(settled, task, place=None):
     """(Plan, data) for `settled` (cpu_kernels.settle's dict), the `task` (tasks.classifier)

@@ -17,7 +17,8 @@ def load_data(cfg):
     arrays, or for a split streamed from its files (--image_size other than 32) Files or
     Records as '<split>_images' and None labels; with --class_weights balanced,
     'class_weights' too. The facts are what a plan keeps of the data: split sizes, steps per
-    epoch, the split scored. UsageError for a batch the data cannot fill."""
+    epoch, the split reported and the one best/ is chosen on. UsageError for a batch the data
+    cannot fill."""
     splits = factory.load(cfg['dataset'], cfg['data_dir'], cfg['val_size'], cfg['test_size'],
                           cfg['seed'], cfg['cifar_archive'])
     names = splits['label_names']
@@ -56,8 +57,10 @@ def _facts(cfg, data):
                          '--batch_size %d or less' % (cfg['batch_size'], cfg['workers'],
                                                       cfg['worker_batch'], smallest,
                                                       smallest * cfg['workers']))
+    # Reported: the test split where there is one; chosen by (best/): the validation split.
     return dict(split_sizes=sizes, steps_per_epoch=steps,
-                scored_split='test' if sizes['test'] else 'val' if sizes['val'] else None)
+                scored_split='test' if sizes['test'] else 'val' if sizes['val'] else None,
+                best_on='val' if sizes['val'] else 'test' if sizes['test'] else None)
 
 
 def balanced_class_weights(data, num_classes):
@@ -100,7 +103,7 @@ def steps_in_epoch(cfg, data):
 
 
 def worker_shards(cfg, data):
-    """image_pipeline.worker_shards of a streamed TFRecord training split, else None."""
+    """streamed.worker_shards of a streamed TFRecord training split, else None."""
     train = data['train_images']
     if not isinstance(train, sources.Records):
         return None

@@ -8,6 +8,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import tensorflow as tf
 
+from pipelines import order
 from preflight.errors import UsageError
 from training import optimization
 
@@ -89,8 +90,7 @@ def replicated_step(strategy, plan, task, images, labels, data, global_step, lr)
     def step(images, labels):
         index = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
         if local > 1:  # a worker's images are shared out between its GPUs as towers share a batch
-            size = share // local
-            start = index % local * size
+            start, size = order.share(share, local, index % local)
             images, labels = images[start:start + size], labels[start:start + size]
         loss, figures, minimize, variables = task.step(
             plan, images, labels, data, global_step, lr,

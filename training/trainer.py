@@ -10,7 +10,6 @@ import glob
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -39,24 +38,9 @@ def write_scalars(writer, step, values):
 
 
 def train(plan, data, task, place=None):
-    """Train (or resume) the run in plan['ckpt_dir']; return the summary dict. With a `place`
-    (preflight.cluster.Cluster), as one of its workers: the chief alone writes the folder. A
-    folder this call made is removed again when the run is refused before writing into it."""
-    ckpt_dir = plan['ckpt_dir']
-    made = not os.path.exists(ckpt_dir)
-    try:
-        os.makedirs(ckpt_dir, exist_ok=True)
-    except OSError as e:
-        raise UsageError('--ckpt_dir %s: cannot create it (%s)' % (ckpt_dir, e.strerror)) from e
-    try:
-        with run_files.owning(ckpt_dir) if plan['chief'] else contextlib.nullcontext():
-            return _train_in(plan, data, task, place)
-    finally:
-        if made and set(os.listdir(ckpt_dir)) <= {run_files.LOCK_FILE}:
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
-
-
-def _train_in(plan, data, task, place):
+    """Train (or resume) the run in plan['ckpt_dir'] (run_files.run_folder's, held for this
+    call); return the summary dict. With a `place` (preflight.cluster.Cluster), as one of its
+    workers: the chief alone writes the folder."""
     ckpt_dir, chief = plan['ckpt_dir'], plan['chief']
     config_path = os.path.join(ckpt_dir, 'config.json')
     latest, damaged = reading.newest_intact(ckpt_dir)
@@ -115,7 +99,7 @@ def run_session(plan, task, sess, graph, g, worker, latest, damaged):
         for line in skipped:
             print('  ' + line, flush=True)
     if plan['chief']:
-        run_files.write_config(os.path.join(ckpt_dir, 'config.json'), dict(plan))
+        run_files.write_config(os.path.join(ckpt_dir, 'config.json'), plan.saved())
     writer = v1.summary.FileWriter(ckpt_dir) if plan['chief'] else None
     graph.finalize()  # the loop below must not grow the graph step after step
     try:
@@ -126,7 +110,7 @@ def run_session(plan, task, sess, graph, g, worker, latest, damaged):
 
 
 def guarded(sess, worker, fetches, feed_dict=None, starting=False):
-    """sess.run; in a cluster with a deadline, a peer's loss raised as distributed.LostWorker."""
+    """sess.run; in a cluster with a deadline, a peer's loss raised as errors.LostWorker."""
     if worker is None:
         return sess.run(fetches, feed_dict)
     try:
@@ -231,8 +215,7 @@ def train_loop(plan, task, sess, g, writer, worker=None):
                         len(fresh), len(skipped),
                         '; '.join('%s (%s)' % (n, skipped[n]) for n in fresh)), flush=True)
                 reported.update(fresh)
-            selection = record.get('val_' + task.BEST_METRIC,
-                                   record.get('test_' + task.BEST_METRIC, best))
+            selection = record.get('%s_%s' % (plan['best_on'], task.BEST_METRIC))
             selection = best if selection is None else selection
             wall = wall_before + time.time() - resumed_at
             record.update(train_seconds=round(seconds, 1), wall_seconds=round(wall, 1))
@@ -240,8 +223,8 @@ def train_loop(plan, task, sess, g, writer, worker=None):
             # Commit: the best copy and the metrics line first, the checkpoint resume reads last,
             # so that an interrupt anywhere here leaves a state resume completes (read_metrics).
             train_graph.set_state(sess, g, epoch=epoch + 1, step_in_epoch=0,
-                               best_score=max(best, selection), train_seconds=seconds,
-                               wall_seconds=wall)
+                                  best_score=max(best, selection), train_seconds=seconds,
+                                  wall_seconds=wall)
             best_prefix = os.path.join(ckpt_dir, reading.BEST_FOLDER, 'model.ckpt')
             if selection > best and chief:
                 with run_files.writing(best_prefix):
@@ -276,12 +259,12 @@ def train_loop(plan, task, sess, g, writer, worker=None):
                   'on every worker to resume.', file=sys.stderr, flush=True)
         raise
 
-    scored = 'test' if 'test' in g.eval else 'val' if 'val' in g.eval else None
+    scored = plan['scored_split']
     if record and scored and '%s_%s' % (scored, task.BEST_METRIC) not in record:
         # --epochs lowered to an epoch the run went past unscored: score the weights it has.
         record = dict(record, **train_graph.score(sess, g))
     return dict(task.summary(record, best),
-                best_on='val' if 'val' in g.eval else 'test' if 'test' in g.eval else None,
+                best_on=plan['best_on'],
                 epochs=int(epoch),
                 train_seconds=round(seconds, 1),
                 wall_seconds=round(wall_before + time.time() - resumed_at, 1),

@@ -1,12 +1,12 @@
 import sys, time, numpy as np, tensorflow as tf
 sys.path.insert(0, '/work/main')
-import data_utils
+from pipelines import in_memory
 v1 = tf.compat.v1
 mode = sys.argv[1]; gap = float(sys.argv[2])
 images = np.random.RandomState(0).randint(0, 255, (10000, 32, 32, 3)).astype(np.uint8)
 labels = np.zeros(10000, np.int64)
 with tf.Graph().as_default():
-    x, y, init, feed = data_utils.input_pipeline(images, labels, 500, training=False)
+    x, y, init, feed = in_memory.input_pipeline(images, labels, 500, training=False)
     s = tf.reduce_sum(x)
     with v1.Session() as sess:
         for i in range(4):
