@@ -13,7 +13,7 @@ from preflight.errors import DataError
 
 def class_names(root):
     """The sorted class subfolders of `root`; DataError unless there are at least two."""
-    names = [n for n in sources._listdir(root) if not n.startswith('.')
+    names = [n for n in sources.listdir(root) if not n.startswith('.')
              and os.path.isdir(os.path.join(root, n))]
     if not names:
         raise DataError('%s: no class subfolders; put each class\'s images in a folder of its own, '
@@ -34,7 +34,7 @@ def scan_folder(root, names, every_class=True):
             if every_class:
                 raise DataError('%s: class folder missing' % folder)
             continue
-        images = [f for f in sources._listdir(folder) if f.lower().endswith(sources.IMAGE_EXTENSIONS)
+        images = [f for f in sources.listdir(folder) if f.lower().endswith(sources.IMAGE_EXTENSIONS)
                   and not f.startswith('.') and os.path.isfile(os.path.join(folder, f))]
         if not images and every_class:
             raise DataError('%s: no images (JPEG, PNG, BMP or GIF) in this class folder'
@@ -84,7 +84,7 @@ def load_folder(root, val_size=0, test_size=0, seed=0):
 
 
 def _check_same_classes(folder, names):
-    extra = sorted(set(n for n in sources._listdir(folder) if os.path.isdir(os.path.join(folder, n))
+    extra = sorted(set(n for n in sources.listdir(folder) if os.path.isdir(os.path.join(folder, n))
                        and not n.startswith('.')) - set(names))
     if extra:
         raise DataError('%s: class folder(s) %s not in the training set' % (folder, ', '.join(extra)))

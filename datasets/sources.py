@@ -34,7 +34,8 @@ def split_size(split):
     return len(split)
 
 
-def _listdir(folder):
+def listdir(folder):
+    """The sorted names in `folder`; DataError naming it when it cannot be read."""
     try:
         return sorted(os.listdir(folder))
     except OSError as e:

@@ -55,7 +55,7 @@ def _shards(root, split):
     flowers_validation_00000-of-00005.tfrecord, ImageNet's train-00000-of-01024)."""
     for word in sources.SPLIT_NAMES[split]:
         pattern = re.compile(r'(^|[_.-])%s([_.-]|$)' % word)
-        found = sorted(os.path.join(root, f) for f in sources._listdir(root)
+        found = sorted(os.path.join(root, f) for f in sources.listdir(root)
                        if pattern.search(f) and os.path.isfile(os.path.join(root, f))
                        and not f.endswith(('.txt', '.json')))
         if found:

@@ -146,3 +146,20 @@ def test_a_run_refused_at_its_start_leaves_no_folder_behind(capsys, tiny_cifar, 
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
         'train.py: error: --pretrain_path %s' % (tmp_path / 'missing.ckpt'))
     assert not run.exists()
+
+
+def test_plot_runs_takes_its_title_and_test_size_from_the_runs(tmp_path, monkeypatch):
+    import matplotlib.figure
+    import plot_runs
+    run = tmp_path / 'photos'
+    run.mkdir()
+    (run / 'metrics.jsonl').write_text('{"epoch": 1, "wall_seconds": 60.0, "test_accuracy": 0.4}\n')
+    (run / 'config.json').write_text('{"dataset": "folder", "split_sizes": {"test": 23}}')
+    seen = []
+    monkeypatch.setattr(matplotlib.figure.Figure, 'savefig', lambda self, *a, **k: seen.append(
+        (self.axes[0].get_title(), self.axes[0].get_ylabel(), len(self.axes[0].lines))))
+    assert plot_runs.main([str(run / 'metrics.jsonl'), '-o', str(tmp_path / 'p.png')]) == 0
+    assert seen == [('MobileNetV1 on folder', 'test accuracy (%), all 23 images', 1)]
+    assert plot_runs.main([str(run / 'metrics.jsonl'), '-o', str(tmp_path / 'p.png'),
+                           '--target', '90', '--title', 'mine']) == 0
+    assert seen[-1] == ('mine', 'test accuracy (%), all 23 images', 2)  # the target's line too
