@@ -177,6 +177,10 @@ def import_tensorflow():
         os.dup2(captured.fileno(), 2)
         try:
             importlib.import_module('tensorflow')
+        except ImportError as e:
+            raise UsageError("TensorFlow does not import in %s (%s); run the programs with the "
+                             "Python the README's set-up installs, .venv/bin/python"
+                             % (sys.executable, e)) from e
         finally:
             os.dup2(saved, 2)
             os.close(saved)
