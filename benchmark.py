@@ -52,6 +52,24 @@ from preflight import errors
 from preflight import cpu_kernels
 
 
+# The whole-number flags of the measurements: (flag, default, whether it must be more than 0
+# (else 0 or more), help).
+COUNTS = (
+    ('profile', 0, False, 'also trace this many training steps and print the five ops that '
+                          'take the longest (0: no profile)'),
+    ('steps', 20, True, 'timed steps (batches) per repetition and measurement'),
+    ('warmup', 5, False, 'untimed steps before the first repetition'),
+    ('repeats', 3, True, 'repetitions, interleaved ours/Keras; medians quoted'),
+    ('latency_runs', 30, True, 'batch-1 calls per repetition; their median is the latency'),
+    ('num_classes', 10, True, 'classes of the synthetic benchmarks; the real path is CIFAR-10'),
+    ('matmul_size', 2048, True, 'n of the n x n float32 matmul that measures peak GFLOP/s'),
+    ('matmul_iters', 10, True, 'matmuls per repetition'),
+    ('intra_op_threads', 0, False, 'intra-op threads of every session and of Keras; 0: '
+                                   'TensorFlow decides, as train.py'),
+    ('inter_op_threads', 0, False, 'inter-op threads, likewise'),
+)
+
+
 def parse_args(argv=None):
     parser = command_line.ArgumentParser(description=__doc__)
     parser.add_argument('--width', type=float, default=1.0,
@@ -74,20 +92,9 @@ def parse_args(argv=None):
                         help="1x1 convolutions in training, as train.py's --pointwise; unless "
                              "'conv2d', the conv2d formulation is measured beside it "
                              '(default: %(default)s)')
-    parser.add_argument('--profile', type=int, default=0, metavar='STEPS',
-                        help='also trace this many training steps and print the five ops that '
-                             'take the longest (0: no profile) (default: %(default)s)')
-    parser.add_argument('--steps', type=int, default=20,
-                        help='timed steps (batches) per repetition and measurement (default: %(default)s)')
-    parser.add_argument('--warmup', type=int, default=5,
-                        help='untimed steps before the first repetition (default: %(default)s)')
-    parser.add_argument('--repeats', type=int, default=3,
-                        help='repetitions, interleaved ours/Keras; medians quoted (default: %(default)s)')
-    parser.add_argument('--latency_runs', type=int, default=30,
-                        help='batch-1 calls per repetition; their median is the latency (default: %(default)s)')
-    parser.add_argument('--num_classes', type=int, default=10,
-                        help='classes of the synthetic benchmarks; the real path is CIFAR-10 '
-                             '(default: %(default)s)')
+    for name, default, _, text in COUNTS:
+        parser.add_argument('--' + name, type=int, default=default,
+                            help=text + ' (default: %(default)s)')
     parser.add_argument('--data_dir', default='cifar',
                         help='CIFAR-10 python files for the real train.py path; skipped with a note '
                              'if absent, never downloaded (default: %(default)s)')
@@ -101,15 +108,6 @@ def parse_args(argv=None):
                         help='no PyTorch model is measured, even where torch imports')
     parser.add_argument('--skip_real_path', action='store_true',
                         help='no measurement of the train.py path on CIFAR-10')
-    parser.add_argument('--matmul_size', type=int, default=2048,
-                        help='n of the n x n float32 matmul that measures peak GFLOP/s (default: %(default)s)')
-    parser.add_argument('--matmul_iters', type=int, default=10,
-                        help='matmuls per repetition (default: %(default)s)')
-    parser.add_argument('--intra_op_threads', type=int, default=0,
-                        help='intra-op threads of every session and of Keras; 0: TensorFlow decides, '
-                             "as train.py (default: %(default)s)")
-    parser.add_argument('--inter_op_threads', type=int, default=0,
-                        help='inter-op threads, likewise (default: %(default)s)')
     parser.add_argument('--xla', choices=('off', 'jit_scope', 'global'), default='off',
                         help="XLA on our synthetic training step only: 'jit_scope' marks its ops with "
                              "tf.xla.experimental.jit_scope, 'global' sets the session's "
@@ -118,13 +116,12 @@ def parse_args(argv=None):
     parser.add_argument('--output', default='',
                         help='also write the JSON summary to this path')
     args = parser.parse_args(argv)
-    for name in ('width', 'image_size', 'batch_size', 'steps', 'repeats', 'latency_runs',
-                 'num_classes', 'matmul_size', 'matmul_iters'):
-        if not getattr(args, name) > 0:
-            parser.error('--%s must be greater than 0, got %r' % (name, getattr(args, name)))
-    for name in ('warmup', 'intra_op_threads', 'inter_op_threads', 'profile'):
-        if getattr(args, name) < 0:
-            parser.error('--%s must be 0 or more, got %r' % (name, getattr(args, name)))
+    checked = [('width', True), ('image_size', True), ('batch_size', True)]
+    for name, positive in checked + [(flag, positive) for flag, _, positive, _ in COUNTS]:
+        value = getattr(args, name)
+        if not (value > 0 if positive else value >= 0):
+            parser.error('--%s must be %s, got %r' % (
+                name, 'greater than 0' if positive else '0 or more', value))
     if args.pipeline_dir and not os.path.isdir(args.pipeline_dir):
         parser.error('--pipeline_dir %s: no such folder (a folder dataset: class subfolders of '
                      'images, or train/)' % args.pipeline_dir)
@@ -164,6 +161,25 @@ def format_report(summary):
     def ratio(value):
         return '%.2fx' % value if value is not None else '-'
 
+    # (label, our median, Keras's median or None, ratio, format) of each row of the table.
+    rows = (
+        ('training, synthetic batch (img/s)', 'train_images_per_sec', 'keras_fit_images_per_sec',
+         'train_vs_keras_fit', '%.1f'),
+        ('training, PyTorch (img/s)', 'torch_train_images_per_sec', None, 'train_vs_torch',
+         '%.1f'),
+        ('training, 1x1 as conv2d (img/s)', 'train_conv2d_images_per_sec', None,
+         'train_vs_conv2d', '%.1f'),
+        ('training as before: conv2d, 1 tower', 'train_before_images_per_sec', None,
+         'train_vs_before', '%.1f'),
+        ('training, train.py path (img/s)', 'real_path_images_per_sec', None,
+         'real_path_vs_synthetic', '%.1f'),
+        ('input pipeline alone (img/s)', 'pipeline_images_per_sec', None, 'pipeline_vs_train',
+         '%.1f'),
+        ('inference, batch %d (img/s)' % args.batch_size, 'infer_images_per_sec',
+         'keras_predict_images_per_sec', 'infer_vs_keras_predict', '%.1f'),
+        ('latency, batch 1 (ms)', 'latency_ms', 'keras_latency_ms', 'keras_latency_vs_ours',
+         '%.2f'),
+    )
     lines = [
         '',
         'MobileNetV1: width %s, %dx%d, %s stem, batch %d, %d classes' % (
@@ -183,31 +199,9 @@ def format_report(summary):
             '' if summary['towers'] == 1 else 's'),
         '',
         '%-38s %12s %22s %10s' % ('', 'ours', keras_label, 'ratio'),
-        '%-38s %12s %22s %10s' % ('training, synthetic batch (img/s)', num(med['train_images_per_sec']),
-                                  num(med['keras_fit_images_per_sec']),
-                                  ratio(ratios['train_vs_keras_fit'])),
-        '%-38s %12s %22s %10s' % ('training, PyTorch (img/s)',
-                                  num(med['torch_train_images_per_sec']), '',
-                                  ratio(ratios['train_vs_torch'])),
-        '%-38s %12s %22s %10s' % ('training, 1x1 as conv2d (img/s)',
-                                  num(med['train_conv2d_images_per_sec']), '',
-                                  ratio(ratios['train_vs_conv2d'])),
-        '%-38s %12s %22s %10s' % ('training as before: conv2d, 1 tower',
-                                  num(med['train_before_images_per_sec']), '',
-                                  ratio(ratios['train_vs_before'])),
-        '%-38s %12s %22s %10s' % ('training, train.py path (img/s)',
-                                  num(med['real_path_images_per_sec']), '',
-                                  ratio(ratios['real_path_vs_synthetic'])),
-        '%-38s %12s %22s %10s' % ('input pipeline alone (img/s)',
-                                  num(med.get('pipeline_images_per_sec')), '',
-                                  ratio(ratios.get('pipeline_vs_train'))),
-        '%-38s %12s %22s %10s' % ('inference, batch %d (img/s)' % args.batch_size,
-                                  num(med['infer_images_per_sec']),
-                                  num(med['keras_predict_images_per_sec']),
-                                  ratio(ratios['infer_vs_keras_predict'])),
-        '%-38s %12s %22s %10s' % ('latency, batch 1 (ms)', num(med['latency_ms'], '%.2f'),
-                                  num(med['keras_latency_ms'], '%.2f'),
-                                  ratio(ratios['keras_latency_vs_ours'])),
+    ] + ['%-38s %12s %22s %10s' % (label, num(med.get(ours), fmt), num(med.get(peer), fmt) if peer
+                                    else '', ratio(ratios.get(key)))
+          for label, ours, peer, key, fmt in rows] + [
         '%-38s %12s' % ('matmul %dx%d float32 (GFLOP/s)' % (args.matmul_size, args.matmul_size),
                         num(med['matmul_gflops'])),
         '%-38s %12s' % ('our training FLOP rate (GFLOP/s)', num(med['train_gflops'])),

@@ -161,7 +161,6 @@ def evaluate(args):
     cpu_kernels.import_tensorflow()  # only once the flags are good
     import data_utils
     from datasets import factory
-    from datasets import sources
     from deployment import models
     from tasks import classification_metrics as metrics
     model = models.load_model(args.model, **command_line.architecture_overrides(args))
@@ -170,8 +169,8 @@ def evaluate(args):
                           args.cifar_archive, test_only=args.dataset == 'cifar10')
     split = args.split
     if split == 'auto':
-        split = next((s for s in ('test', 'val') if sources.split_size(splits[s])), 'train')
-    if not sources.split_size(splits[split]):
+        split = next((s for s in ('test', 'val') if splits[s].num_images), 'train')
+    if not splits[split].num_images:
         raise errors.DataError('%s: no %s split' % (args.data_dir, split))
     # CIFAR-10's classes are the model's own; own data names its classes itself.
     names = None if args.dataset == 'cifar10' else splits['label_names']

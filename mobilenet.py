@@ -155,21 +155,11 @@ def _fixed_padding(inputs, kernel_size, rate=1):
     return tf.pad(inputs, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]])
 
 
-def mobilenet_v1_base(inputs,
-                      final_endpoint='Conv2d_13_pointwise',
-                      min_depth=8,
-                      depth_multiplier=1.0,
-                      conv_defs=None,
-                      output_stride=None,
-                      use_explicit_padding=False,
-                      scope=None,
-                      is_training=True,
-                      weight_decay=0.00004,
-                      stddev=0.09,
-                      regularize_depthwise=False,
-                      batch_norm_decay=0.9997,
-                      batch_norm_epsilon=0.001,
-                      pointwise='conv2d',
+def mobilenet_v1_base(inputs, final_endpoint='Conv2d_13_pointwise', min_depth=8,
+                      depth_multiplier=1.0, conv_defs=None, output_stride=None,
+                      use_explicit_padding=False, scope=None, is_training=True,
+                      weight_decay=0.00004, stddev=0.09, regularize_depthwise=False,
+                      batch_norm_decay=0.9997, batch_norm_epsilon=0.001, pointwise='conv2d',
                       trainable_scopes=None):
     """MobileNetV1 up to `final_endpoint`, for use as a backbone.
 
@@ -266,27 +256,11 @@ def mobilenet_v1_base(inputs,
     raise AssertionError('unreachable: final_endpoint was validated above')
 
 
-def mobilenet_v1(inputs,
-                 num_classes=1000,
-                 dropout_keep_prob=0.999,
-                 is_training=True,
-                 min_depth=8,
-                 depth_multiplier=1.0,
-                 conv_defs=None,
-                 prediction_fn=softmax,
-                 spatial_squeeze=True,
-                 reuse=None,
-                 scope='MobilenetV1',
-                 global_pool=False,
-                 use_explicit_padding=False,
-                 weight_decay=0.00004,
-                 stddev=0.09,
-                 regularize_depthwise=False,
-                 batch_norm_decay=0.9997,
-                 batch_norm_epsilon=0.001,
-                 pointwise='conv2d',
-                 trainable_scopes=None,
-                 dropout_seed=None):
+def mobilenet_v1(inputs, num_classes=1000, dropout_keep_prob=0.999, is_training=True,
+                 min_depth=8, depth_multiplier=1.0, conv_defs=None, prediction_fn=softmax,
+                 spatial_squeeze=True, reuse=None, scope='MobilenetV1', global_pool=False,
+                 use_explicit_padding=False, weight_decay=0.00004, stddev=0.09,
+                 pointwise='conv2d', dropout_seed=None, **layer_args):
     """MobileNetV1 classifier, as slim's `mobilenet_v1`.
 
     Args:
@@ -307,7 +281,11 @@ def mobilenet_v1(inputs,
       dropout_seed: None for TensorFlow's stateful dropout, or an int [2] tensor
         that the dropout mask is a function of (stateless dropout): keyed by the
         step, a resumed run draws the masks an uninterrupted one would.
-      The remaining keywords are `mobilenet_v1_base`'s.
+      weight_decay, stddev, pointwise: as `mobilenet_v1_base`'s, for the logits
+        layer too.
+      layer_args: `mobilenet_v1_base`'s other layer settings (slim's arg scope):
+        regularize_depthwise, batch_norm_decay, batch_norm_epsilon,
+        trainable_scopes.
 
     Returns:
       (logits [batch, num_classes], end_points) where end_points also holds
@@ -323,9 +301,7 @@ def mobilenet_v1(inputs,
             inputs, scope=var_scope, min_depth=min_depth, depth_multiplier=depth_multiplier,
             conv_defs=conv_defs, use_explicit_padding=use_explicit_padding,
             is_training=is_training, weight_decay=weight_decay, stddev=stddev,
-            regularize_depthwise=regularize_depthwise, batch_norm_decay=batch_norm_decay,
-            batch_norm_epsilon=batch_norm_epsilon, pointwise=pointwise,
-            trainable_scopes=trainable_scopes)
+            pointwise=pointwise, **layer_args)
         with v1.variable_scope('Logits'):
             if global_pool:
                 net = tf.reduce_mean(net, [1, 2], keepdims=True, name='global_pool')

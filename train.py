@@ -41,7 +41,7 @@ def train(flags):
     from training import trainer
     with run_files.run_folder(settled['ckpt_dir'], chief=place is None or place.is_chief):
         plan, data = run_plan.resolve(settled, classifier, place)
-        for line in run_plan.describe(plan, data, place):
+        for line in run_plan.describe(plan, place):
             print(line, flush=True)
         summary = trainer.train(plan, data, classifier, place)
     print(json.dumps(summary))

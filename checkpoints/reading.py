@@ -137,6 +137,20 @@ def assign_from_checkpoint(sess, prefix, reader, names_to_variables):
     sess.run(assigns, feeds)
 
 
+def restore_matching(sess, variables, path):
+    """Sets every variable of `variables` whose name and shape match the checkpoint at `path`
+    (a prefix, file or folder: checkpoint_prefix) to its value there; (prefix, [what
+    matched], [what did not]). ModelError for no match, or a checkpoint that does not read."""
+    prefix = checkpoint_prefix(path)
+    reader, shapes = open_checkpoint(prefix)
+    restored, skipped = match_variables(variables, shapes)
+    if not restored:
+        raise errors.ModelError('%s: no variable matched by name and shape; is it a MobilenetV1 '
+                                'checkpoint?' % path)
+    assign_from_checkpoint(sess, prefix, reader, restored)
+    return prefix, restored, skipped
+
+
 def first_line(error):
     """The first line of an error that says something: not TensorFlow's 'Graph execution
     error:' heading, nor its '{{function_node ...}}' prefixes."""

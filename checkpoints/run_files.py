@@ -74,55 +74,50 @@ LOCK_FILE = 'train.lock'
 
 @contextlib.contextmanager
 def run_folder(ckpt_dir, chief=True):
-    """The run's folder for the block: made if need be, and held by the chief (owning). A run
-    refused before it wrote anything leaves no folder behind: those this call made go again
-    when the block ends with nothing in them but the lock."""
+    """The run's folder for the block: made if need be, and held by the chief. Two trainings in
+    one folder would interleave their checkpoints and metrics: a second is refused while the
+    first holds the folder's lock, which the kernel releases however the first ends (a SIGKILL
+    too), so a lock is never stale. A run refused before it wrote anything leaves no folder
+    behind: those this call made go again when the block ends with nothing in them but the
+    lock."""
     created = files.topmost_missing(ckpt_dir)
     try:
         os.makedirs(ckpt_dir, exist_ok=True)
     except OSError as e:
         raise UsageError('--ckpt_dir %s: cannot create it (%s)' % (ckpt_dir, e.strerror)) from e
+    lock = None
     try:
-        with owning(ckpt_dir) if chief else contextlib.nullcontext():
-            yield
-    finally:
-        if chief and created and _holds_only_the_lock(ckpt_dir):
-            shutil.rmtree(created, ignore_errors=True)
-
-
-def _holds_only_the_lock(folder):
-    try:
-        return set(os.listdir(folder)) <= {LOCK_FILE}
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def owning(ckpt_dir):
-    """Two trainings in one folder would interleave their checkpoints and metrics: a second is
-    refused while the first holds the folder's lock, which the kernel releases however the first
-    ends (a SIGKILL too), so a lock is never stale."""
-    path = os.path.join(ckpt_dir, LOCK_FILE)
-    try:
-        f = open(path, 'a+')
-    except OSError as e:
-        raise UsageError('%s: cannot write (%s)' % (path, e.strerror)) from e
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip()
-            raise UsageError('--ckpt_dir %s is in use by another training%s; wait for it to end, '
-                             'or use another --ckpt_dir' % (
-                                 ckpt_dir, ' (process %s)' % holder if holder.isdigit() else ''))
-        except OSError:
-            pass  # a filesystem without locks (some network mounts): unguarded, as before
-        f.seek(0)
-        f.truncate()
-        f.write('%d\n' % os.getpid())
-        f.flush()
+        if chief:
+            path = os.path.join(ckpt_dir, LOCK_FILE)
+            try:
+                lock = open(path, 'a+')
+            except OSError as e:
+                raise UsageError('%s: cannot write (%s)' % (path, e.strerror)) from e
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip()
+                raise UsageError('--ckpt_dir %s is in use by another training%s; wait for it to '
+                                 'end, or use another --ckpt_dir' % (
+                                     ckpt_dir, ' (process %s)' % holder if holder.isdigit() else ''))
+            except OSError:
+                pass  # a filesystem without locks (some network mounts): unguarded, as before
+            lock.seek(0)
+            lock.truncate()
+            lock.write('%d\n' % os.getpid())
+            lock.flush()
         yield
+    finally:
+        if lock:
+            lock.close()
+        if chief and created:
+            try:
+                only_the_lock = set(os.listdir(ckpt_dir)) <= {LOCK_FILE}
+            except OSError:
+                only_the_lock = False
+            if only_the_lock:
+                shutil.rmtree(created, ignore_errors=True)
 
 
 def write_config(path, values):

@@ -107,7 +107,7 @@ def decode_into_memory(split, num_classes, desc):
         return resize_to_cache(image), label, ok
 
     dataset = elements(split).map(load, num_parallel_calls=os.cpu_count() or 2, deterministic=True)
-    count = sources.split_size(split)
+    count = split.num_images
     images, labels = [], []
     with tqdm(total=count, desc='decoding %s images' % desc, unit='img', leave=False,
               disable=count < 2000) as bar:

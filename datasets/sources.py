@@ -1,5 +1,5 @@
 """What a split is: arrays held in memory (Arrays: CIFAR-10), image files (Files) or TFRecord
-shards (Records), and its size."""
+shards (Records). Each says how many images it holds: split.num_images."""
 import collections
 import os
 
@@ -13,25 +13,21 @@ SPLIT_NAMES = dict(train=('train',), val=('validation', 'val'), test=('test',))
 
 CACHED_SIZE = 32  # --image_size at which a split is decoded into memory
 
+
+def _split_type(name, fields, size):
+    """A namedtuple of a split's fields with num_images, size(split)."""
+    return type(name, (collections.namedtuple(name, fields),),
+                dict(__slots__=(), num_images=property(size)))
+
+
 # A split held in memory: uint8 [N, H, W, 3] images and int64 [N] labels.
-Arrays = collections.namedtuple('Arrays', ['images', 'labels'])
+Arrays = _split_type('Arrays', ['images', 'labels'], lambda split: len(split.labels))
 
 # A split read from image files: paths (str) and int64 labels.
-Files = collections.namedtuple('Files', ['paths', 'labels'])
+Files = _split_type('Files', ['paths', 'labels'], lambda split: len(split.paths))
 
 # A split read from TFRecord shards, and the records of each (a tuple of ints).
-Records = collections.namedtuple('Records', ['shards', 'counts'])
-
-
-def split_size(split):
-    """The number of images of a split: Arrays, Files or Records (or an array of images)."""
-    if isinstance(split, Records):
-        return sum(split.counts)
-    if isinstance(split, Files):
-        return len(split.paths)
-    if isinstance(split, Arrays):
-        return len(split.labels)
-    return len(split)
+Records = _split_type('Records', ['shards', 'counts'], lambda split: sum(split.counts))
 
 
 def listdir(folder):

@@ -49,15 +49,16 @@ def read_labels_file(root):
     return [names[i] for i in range(len(names))]
 
 
-def _shards(root, split):
-    """The files of a split: those whose names hold the word 'train', else 'validation' (or
-    'val'), else 'test', between '_', '-' or '.' (slim's cifar10_train.tfrecord,
-    flowers_validation_00000-of-00005.tfrecord, ImageNet's train-00000-of-01024)."""
+def _shards(root, names, split):
+    """The files of a split among `names` (root's): those whose names hold the word 'train',
+    else 'validation' (or 'val'), else 'test', between '_', '-' or '.' (slim's
+    cifar10_train.tfrecord, flowers_validation_00000-of-00005.tfrecord, ImageNet's
+    train-00000-of-01024)."""
     for word in sources.SPLIT_NAMES[split]:
         pattern = re.compile(r'(^|[_.-])%s([_.-]|$)' % word)
-        found = sorted(os.path.join(root, f) for f in sources.listdir(root)
-                       if pattern.search(f) and os.path.isfile(os.path.join(root, f))
-                       and not f.endswith(('.txt', '.json')))
+        found = [os.path.join(root, f) for f in names
+                 if pattern.search(f) and os.path.isfile(os.path.join(root, f))
+                 and not f.endswith(('.txt', '.json'))]
         if found:
             return found
     return []
@@ -133,16 +134,16 @@ def load_tfrecord(root):
     """{'train', 'val', 'test': Records, 'label_names'} of TF-Slim's TFRecord layout."""
     if not os.path.isdir(root):
         raise DataError('%s: no such folder (pass --data_dir, a folder of TFRecord shards)' % root)
-    names = read_labels_file(root)
-    data = dict(label_names=names)
-    train = _shards(root, 'train')
+    data = dict(label_names=read_labels_file(root))
+    names = sources.listdir(root)
+    train = _shards(root, names, 'train')
     if not train:
         raise DataError('%s: no training shards (files with "train" in their names, as TF-Slim '
                         'writes them)' % root)
     for split in ('train', 'val', 'test'):
-        shards = train if split == 'train' else _shards(root, split)
+        shards = train if split == 'train' else _shards(root, names, split)
         data[split] = sources.Records(shards, count_records(shards, split))
-    if not sources.split_size(data['train']):
+    if not data['train'].num_images:
         raise DataError('%s: the training shards hold no records' % root)
     return data
 

@@ -82,9 +82,9 @@ def calibration_set(dataset, data_dir, count, cfg, run, archive=None):
     splits = factory.load(dataset, data_dir, run.get('val_size', 0), run.get('test_size', 0),
                           run.get('seed', 0), archive)
     train = splits['train']
-    if count > sources.split_size(train):
+    if count > train.num_images:
         raise errors.DataError('--calibration_images %d: only %d training images in %s'
-                               % (count, sources.split_size(train), data_dir))
+                               % (count, train.num_images, data_dir))
     if isinstance(train, sources.Arrays):
         chosen = train.images[np.random.RandomState(0).choice(len(train.images), count,
                                                               replace=False)]

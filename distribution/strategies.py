@@ -1,6 +1,6 @@
 """tf.distribute for train.py's graph: the strategy of the cluster TF_CONFIG names, the worker's
 gRPC server, and a lost worker told apart from a slow one; without TF_CONFIG, the strategy of
-one machine's GPUs.
+one machine's GPUs; and the task's step replicated under either.
 
 MultiWorkerMirroredStrategy in TF1 graph mode: each worker builds the same graph under the
 strategy's scope, runs its replica of the step (strategy.extended.call_for_each_replica), and
@@ -9,6 +9,7 @@ MirroredStrategy does the same between the GPUs of one process.
 """
 import tensorflow as tf
 
+from pipelines import order
 from preflight import cluster as cluster_lib
 from preflight import errors
 
@@ -32,6 +33,35 @@ def local_replicas():
 def local_strategy(devices):
     """MirroredStrategy over `devices` (make it inside the training's graph)."""
     return v1.distribute.MirroredStrategy(devices)
+
+
+def replicated_step(strategy, plan, task, images, labels, data, global_step, lr):
+    """The task's step on each of this worker's replicas (one on a CPU), the gradients summed
+    across the cluster; the loss and figures are the global batch's (an all-reduce of scalars)."""
+    local = len(strategy.extended.worker_devices)
+    share = plan['worker_batch']
+    if share % local:
+        raise errors.UsageError('--batch_size %d%s is not a multiple of the %d GPUs: each takes '
+                                'an equal share' % (plan['batch_size'], ' (%d a worker)' % share
+                                                    if plan['workers'] > 1 else '', local))
+    made = []
+
+    def step(images, labels):
+        index = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        if local > 1:  # a worker's images are shared out between its GPUs as towers share a batch
+            start, size = order.share(share, local, index % local)
+            images, labels = images[start:start + size], labels[start:start + size]
+        loss, figures, minimize, variables = task.step(
+            plan, images, labels, data, global_step, lr,
+            replica=(index, strategy.num_replicas_in_sync))
+        made.append(variables)
+        return loss, figures, minimize
+
+    loss, figures, minimize = strategy.extended.call_for_each_replica(step, args=(images, labels))
+    mean = tf.distribute.ReduceOp.MEAN
+    return (strategy.reduce(mean, loss, axis=None),
+            {key: strategy.reduce(mean, value, axis=None) for key, value in figures.items()},
+            strategy.group(minimize), made[0])
 
 
 class Worker:

@@ -19,6 +19,7 @@ from datasets import image_folder
 from datasets import sources
 from datasets import tfrecords
 from pipelines import streamed
+from training import plan as run_plan
 from training import run_data
 import train
 
@@ -85,7 +86,7 @@ def test_streamed_folder_and_tfrecord_give_the_same_views(tiny_cifar, tmp_path):
 
 def test_mixed_images_decode_and_the_corrupt_one_is_skipped_and_named(tmp_path):
     root = own_images(tmp_path / 'own')
-    split = image_folder.scan_folder(str(root), image_folder.class_names(str(root)))
+    split = image_folder.load_folder(str(root))['train']
     names = sorted(os.path.basename(p) for p in split.paths)
     assert len(split.paths) == 25 and 'broken.jpg' in names
     assert not any(n.endswith(('.txt', '.db', '.DS_Store')) for n in names)
@@ -229,16 +230,22 @@ def views_of(shards):
     return seen
 
 
+def streamed_train(split):
+    """load_data's dict of a streamed training split and no other."""
+    nothing = np.zeros(0, np.int64)
+    return dict(train_images=split, train_labels=None, val_images=nothing, val_labels=nothing,
+                test_images=nothing, test_labels=nothing)
+
+
 def test_tfrecords_are_sharded_by_file_between_workers(tmp_path):
     write_slim_shards(tmp_path, ['a', 'b', 'c'], 6, 4, 'train')
     (tmp_path / 'labels.txt').write_text('0:a\n1:b\n2:c\n')
     split = tfrecords.load_tfrecord(str(tmp_path))['train']
     cfg = dict(command_line.parse_config(['--batch_size', '4']), workers=2, worker_batch=2)
-    data = dict(train_images=split)
+    plan = dict(cfg, **run_data.facts(cfg, streamed_train(split)))
     # 2 shards of 6 records a worker, 2 images a step: 6 steps, the single process's 24 // 4.
-    assert run_data.steps_in_epoch(cfg, data) == 6
-    plan = dict(cfg, steps_per_epoch=6)
-    assert run_data.describe_sharding(plan, data, 1) == (
+    assert plan['steps_per_epoch'] == 6
+    assert run_plan.describe_sharding(plan, 1) == (
         'Data: reads 2 of the 4 TFRecord shards (12 records), sharded by file')
     views = views_of(split.shards)
     assert len(views) == 24
@@ -263,8 +270,9 @@ def test_fewer_shards_than_workers_are_sliced_by_batch(tmp_path):
     (tmp_path / 'labels.txt').write_text('0:a\n1:b\n2:c\n')
     split = tfrecords.load_tfrecord(str(tmp_path))['train']
     cfg = dict(command_line.parse_config(['--batch_size', '4']), workers=2, worker_batch=2)
-    assert run_data.steps_in_epoch(cfg, dict(train_images=split)) == 1
-    assert 'each reads them all' in run_data.describe_sharding(cfg, dict(train_images=split), 0)
+    plan = dict(cfg, **run_data.facts(cfg, streamed_train(split)))
+    assert plan['steps_per_epoch'] == 1
+    assert 'each reads them all' in run_plan.describe_sharding(plan, 0)
     whole = worker_views(split, (0, 1), 4, 1)[0]
     halves = [worker_views(split, (i, 2), 4, 1)[0] for i in (0, 1)]
     np.testing.assert_array_equal(whole, np.concatenate(halves))
@@ -273,12 +281,12 @@ def test_fewer_shards_than_workers_are_sliced_by_batch(tmp_path):
 def test_unequal_shards_between_workers_say_what_an_epoch_leaves_out(tmp_path):
     write_slim_shards(tmp_path, ['a', 'b', 'c'], 6, 3, 'train')
     (tmp_path / 'labels.txt').write_text('0:a\n1:b\n2:c\n')
-    data = dict(train_images=tfrecords.load_tfrecord(str(tmp_path))['train'])
+    data = streamed_train(tfrecords.load_tfrecord(str(tmp_path))['train'])
     cfg = dict(command_line.parse_config(['--batch_size', '4']), workers=2, worker_batch=2)
+    plan = dict(cfg, **run_data.facts(cfg, data))
     # Worker 0 holds 2 shards, worker 1 one: lockstep at worker 1's 6 records, 3 steps.
-    assert run_data.steps_in_epoch(cfg, data) == 3
-    plan = dict(cfg, steps_per_epoch=3)
-    assert run_data.describe_sharding(plan, data, 0) == (
+    assert plan['steps_per_epoch'] == 3
+    assert run_plan.describe_sharding(plan, 0) == (
         'Data: reads 2 of the 3 TFRecord shards (12 records), sharded by file; an epoch is 3 '
         'steps, not 4, as the smallest worker\'s shards hold 6 records: write a multiple of 2 '
         'shards of equal size for all of them')
@@ -311,7 +319,7 @@ def test_inception_crops_are_keyed_and_the_eval_view_is_the_centre():
 def test_a_resumed_streamed_epoch_continues_where_it_stopped(tmp_path):
     # The corrupt image among them keeps its place (label -1), so nothing shifts on resume.
     root = own_images(tmp_path / 'own')
-    split = image_folder.scan_folder(str(root), image_folder.class_names(str(root)))
+    split = image_folder.load_folder(str(root))['train']
 
     def batches(skip, count):
         with tf.Graph().as_default(), v1.Session() as sess:

@@ -434,10 +434,11 @@ def test_load_pretrain_uses_the_shipped_weights_by_default(capsys, tiny_cifar, t
 def test_mixed_precision_and_xla_switches_train_to_the_same_numbers_on_cpu(capsys, tiny_cifar,
                                                                            tmp_path):
     """On a CPU both switches leave the float32 kernels in place: the same first epoch."""
-    session = optimization.session_config(dict(config.DEFAULTS, xla=True, mixed_precision=True))
+    session = optimization.session_config(dict(config.DEFAULTS, towers=1, xla=True,
+                                                mixed_precision=True))
     assert session.graph_options.optimizer_options.global_jit_level == v1.OptimizerOptions.ON_1
     assert session.graph_options.rewrite_options.auto_mixed_precision == 1  # ON
-    plain = optimization.session_config(config.DEFAULTS)
+    plain = optimization.session_config(dict(config.DEFAULTS, towers=1))
     assert plain.graph_options.rewrite_options.auto_mixed_precision == 0
     losses = []
     for name, flags in (('plain', []), ('fast', ['--xla', '1', '--mixed_precision', '1'])):

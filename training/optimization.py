@@ -39,8 +39,9 @@ def make_optimizer(cfg, lr):
 
 
 def session_config(cfg):
+    """The session's settings for a settled cfg (preflight.cpu_kernels.settle: towers known)."""
     config_proto = v1.ConfigProto()
-    towers = cpu_kernels.training_towers(cfg)  # settled, or 'auto' resolved as settle does
+    towers = cfg['towers']
     if towers > 1:
         # The cores shared out between the towers, which run side by side: on a few cores this
         # wastes less time than splitting every small op (batch norm, depthwise) across them all.

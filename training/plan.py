@@ -4,7 +4,8 @@ once, before the graph is built, and read (never added to) by everything below.
 train.py settles the flags and the machine before TensorFlow is imported
 (preflight.cpu_kernels.settle: kernels, 1x1 formulation, towers, workers, each worker's
 batch); `resolve` adds what only the data can tell (classes, split sizes, steps per epoch, the
-split scored, one machine's replicas) and freezes the lot. The plan is what config.json saves.
+split scored, how TFRecord shards are dealt between workers, one machine's replicas) and
+freezes the lot. The plan is what config.json saves.
 """
 import collections.abc
 import types
@@ -12,7 +13,6 @@ import types
 from datasets import decoding
 from distribution import strategies
 from training import checks
-from training import run_data
 
 
 class Plan(collections.abc.Mapping):
@@ -54,7 +54,7 @@ def resolve(settled, task, place=None):
     return plan, data
 
 
-def describe(plan, data, place=None):
+def describe(plan, place=None):
     """The lines that say what the run trains on and where, after the CPU line."""
     sizes, scored = plan['split_sizes'], plan['scored_split']
     lines = ['Data: %s, %d classes; %s; scored on %s' % (
@@ -67,12 +67,30 @@ def describe(plan, data, place=None):
         lines.append('Worker %d of %d (%s%s): %d images of each batch of %d' % (
             place.index, place.size, place.address, ', the chief' if place.is_chief else '',
             plan['worker_batch'], plan['batch_size']))
-        sharding = run_data.describe_sharding(plan, data, place.index)
-        if sharding:
-            lines.append(sharding)
+        if plan['train_shards']:
+            lines.append(describe_sharding(plan, place.index))
     elif plan['replica_devices']:
         devices = plan['replica_devices']
         lines.append('Replicas: %d devices (%s), %d images each of every batch of %d' % (
             len(devices), ', '.join(devices), plan['batch_size'] // len(devices),
             plan['batch_size']))
     return lines
+
+
+def describe_sharding(plan, index):
+    """The line on what worker `index` reads of streamed TFRecord shards."""
+    shards, workers = plan['train_shards'], plan['workers']
+    if not plan['worker_shards']:
+        return ('Data: %d TFRecord shards for %d workers: each reads them all and decodes its '
+                'share of every batch; write a multiple of %d shards (convert_to_tfrecord.py '
+                '--shards) for each to read only its own' % (shards, workers, workers))
+    own, records = plan['worker_shards'][index]
+    line = 'Data: reads %d of the %d TFRecord shards (%d records), sharded by file' % (
+        own, shards, records)
+    steps, whole = plan['steps_per_epoch'], plan['split_sizes']['train'] // plan['batch_size']
+    smallest = min(count for _, count in plan['worker_shards'])
+    if steps == smallest // plan['worker_batch'] and steps < 0.99 * whole:
+        line += ('; an epoch is %d steps, not %d, as the smallest worker\'s shards hold %d '
+                 'records: write a multiple of %d shards of equal size for all of them'
+                 % (steps, whole, smallest, workers))
+    return line

@@ -1,7 +1,8 @@
-"""Where a run starts from: its own checkpoint (exact resume), or pretrained weights.
+"""Where a run starts from: its own checkpoint (exact resume), pretrained weights, or nothing.
 
 check_resume_config refuses a resume whose settings would change what the checkpoint means;
-resume() restores it; restore_pretrained() takes what matches by name and shape.
+start() initializes the variables and restores the checkpoint, or the pretrained weights that
+match by name and shape.
 """
 import math
 import os
@@ -24,25 +25,6 @@ RESUME_KEYS = ('width', 'min_depth', 'stem', 'use_explicit_padding', 'normalizat
                'dataset', 'val_size', 'test_size', 'seed', 'batch_size', 'steps_per_epoch',
                'mixed_precision', 'trainable_scopes', 'class_weights')
 
-
-def restore_pretrained(sess, variables, path, exclude_scopes=''):
-    """Load every variable whose name and shape match `path`, but those under `exclude_scopes`
-    (slim's --checkpoint_exclude_scopes); return (prefix, restored, skipped)."""
-    excluded = model.scope_list(exclude_scopes) or []
-    left_out = [v for v in variables if any(v.op.name.startswith(s) for s in excluded)]
-    kept = [v for v in variables if not any(v.op.name.startswith(s) for s in excluded)]
-    try:
-        prefix = reading.checkpoint_prefix(path)
-        reader, shapes = reading.open_checkpoint(prefix)
-        restored, skipped = reading.match_variables(kept, shapes)
-        skipped += ['%s excluded by --checkpoint_exclude_scopes' % v.op.name for v in left_out]
-        if not restored:
-            raise errors.ModelError('%s: no variable matched by name and shape; is it a '
-                                         'MobilenetV1 checkpoint?' % path)
-        reading.assign_from_checkpoint(sess, prefix, reader, restored)
-    except errors.ModelError as e:
-        raise UsageError('--pretrain_path %s' % e) from e
-    return prefix, restored, skipped
 
 # Values a resumed run may change, at the price of a jump in the learning rate.
 SCHEDULE_KEYS = ('epochs', 'lr', 'lr_schedule', 'lr_decay', 'lr_step_epochs', 'lr_step_factor',
@@ -90,27 +72,50 @@ def check_resume_config(plan, path):
               % (towers, saved['towers'], math.ceil(plan['batch_size'] / towers)), flush=True)
 
 
-def resume(sess, g, latest, plan, damaged):
-    """Restore the run's newest intact checkpoint `latest` (none of `damaged` is deleted)."""
-    # Saver.restore would take weights of other shapes and fail steps later in a reshape.
-    _, shapes = reading.open_checkpoint(latest)
-    _, mismatched = reading.match_variables(v1.global_variables(), shapes)
-    if mismatched:
-        raise UsageError('%s: cannot resume from it (%s%s); it is a checkpoint of a model of other '
-                         'flags: use them, or another --ckpt_dir' % (
-                             latest, mismatched[0], ', and %d more' % (len(mismatched) - 1)
-                             if len(mismatched) > 1 else ''))
-    try:
-        g.saver.restore(sess, latest)
-    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
-        raise UsageError('%s: cannot resume from it (%s); it is not a checkpoint of this run: '
-                         'use another --ckpt_dir' % (latest, reading.first_line(e))) from e
-    # The savers only delete what they wrote themselves: hand them what earlier runs left,
-    # oldest first, all but the damaged checkpoints, which stay for the user to look at.
-    for saver, folder in ((g.saver, plan['ckpt_dir']),
-                          (g.best_saver, os.path.join(plan['ckpt_dir'], reading.BEST_FOLDER))):
-        if os.path.isdir(folder):
-            saver.recover_last_checkpoints([p for p in reversed(reading.candidates(folder))
-                                            if p not in damaged])
-    note = ' (--load_pretrain ignored: the run has checkpoints)' if plan['load_pretrain'] else ''
-    print('Resuming from %s%s' % (latest, note), flush=True)
+def start(sess, g, plan, latest, damaged, initialize):
+    """The variables initialized (`initialize(g.init)`: the session's run, guarded in a
+    cluster), then set from the run's newest intact checkpoint `latest` (exact resume; none of
+    `damaged` (prefix, why) is deleted) or, with --load_pretrain and no checkpoint, from every
+    pretrained weight that matches by name and shape, but those under
+    --checkpoint_exclude_scopes (slim's)."""
+    excluded = model.scope_list(plan['checkpoint_exclude_scopes']) or []
+    # Every worker at once: the variables start from the chief's values (a broadcast).
+    initialize(g.init)
+    if latest:
+        # Saver.restore would take weights of other shapes and fail steps later in a reshape.
+        _, shapes = reading.open_checkpoint(latest)
+        _, mismatched = reading.match_variables(v1.global_variables(), shapes)
+        if mismatched:
+            raise UsageError('%s: cannot resume from it (%s%s); it is a checkpoint of a model of '
+                             'other flags: use them, or another --ckpt_dir' % (
+                                 latest, mismatched[0], ', and %d more' % (len(mismatched) - 1)
+                                 if len(mismatched) > 1 else ''))
+        try:
+            g.saver.restore(sess, latest)
+        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError,
+                tf.errors.DataLossError) as e:
+            raise UsageError('%s: cannot resume from it (%s); it is not a checkpoint of this run: '
+                             'use another --ckpt_dir' % (latest, reading.first_line(e))) from e
+        # The savers only delete what they wrote themselves: hand them what earlier runs left,
+        # oldest first, all but the damaged checkpoints, which stay for the user to look at.
+        unread = [prefix for prefix, _ in damaged]
+        for saver, folder in ((g.saver, plan['ckpt_dir']),
+                              (g.best_saver, os.path.join(plan['ckpt_dir'], reading.BEST_FOLDER))):
+            if os.path.isdir(folder):
+                saver.recover_last_checkpoints([p for p in reversed(reading.candidates(folder))
+                                                if p not in unread])
+        note = ' (--load_pretrain ignored: the run has checkpoints)' if plan['load_pretrain'] else ''
+        print('Resuming from %s%s' % (latest, note), flush=True)
+    elif plan['load_pretrain']:
+        left_out = [v.op.name for v in g.model_variables
+                    if any(v.op.name.startswith(s) for s in excluded)]
+        kept = [v for v in g.model_variables if v.op.name not in left_out]
+        try:
+            prefix, restored, skipped = reading.restore_matching(sess, kept, plan['pretrain_path'])
+        except errors.ModelError as e:
+            raise UsageError('--pretrain_path %s' % e) from e
+        skipped += ['%s excluded by --checkpoint_exclude_scopes' % name for name in left_out]
+        print('Restored %d variables from %s; skipped %d:' % (len(restored), prefix,
+                                                              len(skipped)), flush=True)
+        for line in skipped:
+            print('  ' + line, flush=True)

@@ -8,8 +8,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import tensorflow as tf
 
-from pipelines import order
-from preflight.errors import UsageError
+from distribution import strategies
 from training import optimization
 
 v1 = tf.compat.v1
@@ -55,7 +54,7 @@ def build_graph(plan, data, task, strategy=None, worker=(0, 1)):
         g.loss, g.train_metrics, minimize, g.model_variables = task.step(
             plan, images, labels, data, g.global_step, g.lr)
     else:
-        g.loss, g.train_metrics, minimize, g.model_variables = replicated_step(
+        g.loss, g.train_metrics, minimize, g.model_variables = strategies.replicated_step(
             strategy, plan, task, images, labels, data, g.global_step, g.lr)
     updates = [minimize]
     eval_getter = None
@@ -74,35 +73,6 @@ def build_graph(plan, data, task, strategy=None, worker=(0, 1)):
     g.saver = v1.train.Saver(max_to_keep=plan['keep_checkpoints'], save_relative_paths=True)
     g.best_saver = v1.train.Saver(max_to_keep=1, save_relative_paths=True)
     return g
-
-
-def replicated_step(strategy, plan, task, images, labels, data, global_step, lr):
-    """The task's step on each of this worker's replicas (one on a CPU), the gradients summed
-    across the cluster; the loss and figures are the global batch's (an all-reduce of scalars)."""
-    local = len(strategy.extended.worker_devices)
-    share = plan['worker_batch']
-    if share % local:
-        raise UsageError('--batch_size %d%s is not a multiple of the %d GPUs: each takes an equal '
-                         'share' % (plan['batch_size'], ' (%d a worker)' % share
-                                    if plan['workers'] > 1 else '', local))
-    made = []
-
-    def step(images, labels):
-        index = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
-        if local > 1:  # a worker's images are shared out between its GPUs as towers share a batch
-            start, size = order.share(share, local, index % local)
-            images, labels = images[start:start + size], labels[start:start + size]
-        loss, figures, minimize, variables = task.step(
-            plan, images, labels, data, global_step, lr,
-            replica=(index, strategy.num_replicas_in_sync))
-        made.append(variables)
-        return loss, figures, minimize
-
-    loss, figures, minimize = strategy.extended.call_for_each_replica(step, args=(images, labels))
-    mean = tf.distribute.ReduceOp.MEAN
-    return (strategy.reduce(mean, loss, axis=None),
-            {key: strategy.reduce(mean, value, axis=None) for key, value in figures.items()},
-            strategy.group(minimize), made[0])
 
 
 def _average_or_self(ema, var):

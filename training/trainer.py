@@ -6,6 +6,7 @@ nothing of either beyond them. Ctrl-C and SIGTERM save a checkpoint that the sam
 resumes from; a kill at any moment leaves a state it resumes from.
 """
 import contextlib
+import functools
 import glob
 import json
 import math
@@ -64,49 +65,30 @@ def train(plan, data, task, place=None):
         print('Note: %s holds no intact checkpoint of this run (it stopped before its first '
               'save was whole); starting it again' % ckpt_dir, flush=True)
 
+    session_config = optimization.session_config(plan)
     with tf.Graph().as_default() as graph:
+        worker, strategy, share = None, None, (0, 1)
         if place:
-            worker = strategies.Worker(place, optimization.session_config(plan),
-                                       plan['worker_timeout'])
-            with worker.strategy.scope():
-                g = train_graph.build_graph(plan, data, task, worker.strategy,
-                                            (place.index, place.size))
-            session = v1.Session(worker.target, config=worker.config)
-        else:
-            worker = None
-            if plan['replica_devices']:
-                strategy = strategies.local_strategy(plan['replica_devices'])
-                with strategy.scope():
-                    g = train_graph.build_graph(plan, data, task, strategy)
-            else:
-                g = train_graph.build_graph(plan, data, task)
-            session = v1.Session(config=optimization.session_config(plan))
+            worker = strategies.Worker(place, session_config, plan['worker_timeout'])
+            strategy, share = worker.strategy, (place.index, place.size)
+        elif plan['replica_devices']:
+            strategy = strategies.local_strategy(plan['replica_devices'])
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            g = train_graph.build_graph(plan, data, task, strategy, share)
+        session = (v1.Session(worker.target, config=worker.config) if worker
+                   else v1.Session(config=session_config))
         with session as sess:
-            return run_session(plan, task, sess, graph, g, worker, latest, damaged)
-
-
-def run_session(plan, task, sess, graph, g, worker, latest, damaged):
-    ckpt_dir = plan['ckpt_dir']
-    # Every worker at once: the variables start from the chief's values (a broadcast).
-    guarded(sess, worker, g.init, starting=True)
-    if latest:
-        resume.resume(sess, g, latest, plan, [prefix for prefix, _ in damaged])
-    elif plan['load_pretrain']:
-        prefix, restored, skipped = resume.restore_pretrained(
-            sess, g.model_variables, plan['pretrain_path'], plan['checkpoint_exclude_scopes'])
-        print('Restored %d variables from %s; skipped %d:' % (len(restored), prefix,
-                                                              len(skipped)), flush=True)
-        for line in skipped:
-            print('  ' + line, flush=True)
-    if plan['chief']:
-        run_files.write_config(os.path.join(ckpt_dir, 'config.json'), plan.saved())
-    writer = v1.summary.FileWriter(ckpt_dir) if plan['chief'] else None
-    graph.finalize()  # the loop below must not grow the graph step after step
-    try:
-        return train_loop(plan, task, sess, g, writer, worker)
-    finally:
-        if writer:
-            writer.close()
+            resume.start(sess, g, plan, latest, damaged,
+                         functools.partial(guarded, sess, worker, starting=True))
+            if chief:
+                run_files.write_config(config_path, plan.saved())
+            writer = v1.summary.FileWriter(ckpt_dir) if chief else None
+            graph.finalize()  # the loop below must not grow the graph step after step
+            try:
+                return train_loop(plan, task, sess, g, writer, worker, latest)
+            finally:
+                if writer:
+                    writer.close()
 
 
 def guarded(sess, worker, fetches, feed_dict=None, starting=False):
@@ -139,9 +121,10 @@ def signals_noted():
             signal.signal(number, handler)
 
 
-def train_loop(plan, task, sess, g, writer, worker=None):
+def train_loop(plan, task, sess, g, writer, worker=None, latest=None):
     """Epochs until plan['epochs']: train, evaluate, log, checkpoint. Ctrl-C saves first. In a
-    cluster every worker steps and scores in lockstep; the chief alone writes."""
+    cluster every worker steps and scores in lockstep; the chief alone writes. `latest`: the
+    checkpoint the run resumed from, if any."""
     ckpt_dir, steps_per_epoch, chief = plan['ckpt_dir'], plan['steps_per_epoch'], plan['chief']
     prefix = os.path.join(ckpt_dir, 'model.ckpt')
     metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
@@ -152,16 +135,19 @@ def train_loop(plan, task, sess, g, writer, worker=None):
     records = run_files.read_metrics(metrics_path, epoch) if chief else []
     record = records[-1] if records else {}  # what the summary reports if no epoch is left
     resumed_at = time.time()
+    newest = latest  # the run's newest checkpoint, the summary's 'ckpt'
 
     def save():
+        """The chief's checkpoint of the session: its prefix (None on other workers)."""
         if not chief:
-            return
+            return None
         # What a save killed part way left: TensorFlow's temporary files, never read again.
         for stray in glob.glob(os.path.join(glob.escape(ckpt_dir), '*.tempstate*')) + glob.glob(
                 os.path.join(glob.escape(ckpt_dir), reading.BEST_FOLDER, '*.tempstate*')):
             os.remove(stray)
         with run_files.writing(prefix):
-            g.saver.save(sess, prefix, global_step=g.global_step, write_meta_graph=False)
+            return os.path.normpath(g.saver.save(sess, prefix, global_step=g.global_step,
+                                                 write_meta_graph=False))
 
     bar, start, stepping, steps_done = None, None, False, step_in_epoch
     reported = set()  # skipped images already named in the log
@@ -183,7 +169,7 @@ def train_loop(plan, task, sess, g, writer, worker=None):
                         'or check the data.' % (
                             loss, sess.run(g.global_step), epoch + 1,
                             ', the last good checkpoint in %s is untouched' % ckpt_dir
-                            if reading.candidates(ckpt_dir) else ''))
+                            if newest else ''))
                 losses.append(loss)
                 figures.append(step_figures)
                 bar.update()
@@ -233,14 +219,17 @@ def train_loop(plan, task, sess, g, writer, worker=None):
             if chief:
                 with run_files.writing(metrics_path), open(metrics_path, 'a') as f:
                     f.write(json.dumps(record) + '\n')
-            save()
+            newest = save() or newest
             epoch, step_in_epoch, steps_done, best = epoch + 1, 0, 0, max(best, selection)
 
             if writer:
                 write_scalars(writer, record['step'], {
                     k: v for k, v in record.items() if k not in ('epoch', 'step', 'skipped_files')
                     and v is not None})
-            print(epoch_line(record, plan['epochs'], train_time, task), flush=True)
+            parts = ['epoch %d/%d' % (record['epoch'], plan['epochs'])] + task.epoch_parts(record)
+            if record['images_per_sec'] is not None:
+                parts.append('%.0f img/s' % record['images_per_sec'])
+            print('  '.join(parts + ['%.0f s' % train_time]), flush=True)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -269,12 +258,5 @@ def train_loop(plan, task, sess, g, writer, worker=None):
                 train_seconds=round(seconds, 1),
                 wall_seconds=round(wall_before + time.time() - resumed_at, 1),
                 images_per_sec=record.get('images_per_sec'),
-                ckpt=reading.newest_intact(ckpt_dir, say=False)[0] if chief else None)
+                ckpt=newest if chief else None)
 
-
-def epoch_line(record, epochs, train_time, task):
-    parts = ['epoch %d/%d' % (record['epoch'], epochs)] + task.epoch_parts(record)
-    if record['images_per_sec'] is not None:
-        parts.append('%.0f img/s' % record['images_per_sec'])
-    parts.append('%.0f s' % train_time)
-    return '  '.join(parts)

@@ -7,12 +7,8 @@
 # logits alone, the base frozen with batch norm on its moving statistics; stage 2 trains every
 # layer from stage 1 at a lower rate. A run from scratch with as many epochs is the baseline.
 # Usage: bash results/finetune/run.sh (from the repository root; a few minutes on 2 cores)
-set -euo pipefail
-python=${PYTHON:-python3}
 out=results/finetune
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-tar -xJf ../shared/cifar10/cifar10-jpeg.tar.xz -C "$work"
+. results/cifar10_jpegs.sh
 $python - "$work" <<'PY'
 import os, shutil, sys
 root = sys.argv[1]

@@ -8,12 +8,8 @@
 # on the same photos. Share of the step spent waiting for input = 1 - (train.py img/s) /
 # (synthetic step img/s).
 # Usage: bash results/folder224/run.sh (from the repository root; about 10 minutes on 2 cores)
-set -euo pipefail
-python=${PYTHON:-python3}
 out=results/folder224
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-tar -xJf ../shared/cifar10/cifar10-jpeg.tar.xz -C "$work"
+. results/cifar10_jpegs.sh
 $python - "$work" <<'PY'
 import os, sys
 from PIL import Image
