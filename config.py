@@ -94,3 +94,7 @@ DATASETS = ('cifar10', 'folder', 'tfrecord')
 # checkpoint saved without its config.json.
 ARCHITECTURE_KEYS = ('width', 'min_depth', 'stem', 'use_explicit_padding', 'image_size',
                      'normalization')
+
+# What a run trained on and how its splits were made: evaluate.py and freeze_graph.py take these
+# from the run's config.json unless their flags say otherwise.
+DATA_KEYS = ('dataset', 'data_dir', 'cifar_archive', 'val_size', 'test_size', 'seed')

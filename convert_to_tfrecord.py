@@ -7,9 +7,11 @@ Reads DIR as train.py --dataset folder does (DIR/train/, DIR/validation/ or val/
 or class folders directly, all of it training then) and writes OUT/<name>_<split>_<i>-of-<n>
 .tfrecord with slim's features (image/encoded: the file's own bytes, image/format,
 image/class/label, image/height, image/width, and image/filename as slim's ImageNet scripts)
-and OUT/labels.txt ('0:name' lines). Images that do not decode are left out and named.
+and OUT/labels.txt ('0:name' lines). Images that cannot be read or do not decode are left
+out and named.
 Everything is written to a hidden folder first and moved into OUT at the end: an interrupted
-conversion leaves nothing half-written behind.
+conversion leaves nothing half-written behind, and the hidden folder of one that was killed goes
+when the next starts. An OUT that holds a TFRecord dataset already is refused.
 """
 import os
 import re
@@ -42,21 +44,31 @@ def main(argv=None):
         parser.error('--name %r: use letters, digits, _ . - and none of the split words %s as a '
                      'word of its own (the shards are found by them)'
                      % (args.name, ', '.join(w for ws in sources.SPLIT_NAMES.values() for w in ws)))
-    if os.path.isdir(args.out_dir) and any(f.endswith('.tfrecord') for f in os.listdir(args.out_dir)):
-        parser.error('%s already holds .tfrecord files; pass an empty or new folder' % args.out_dir)
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        parser.error('%s: is a file; pass a new or empty folder for the shards' % args.out_dir)
+    inside = os.path.relpath(os.path.realpath(args.out_dir), os.path.realpath(args.data_dir))
+    if not inside.startswith(os.pardir):
+        parser.error('%s is inside %s: its shards would join the images read; pass a folder '
+                     'outside it' % (args.out_dir, args.data_dir))
     return errors.run_program('convert_to_tfrecord.py', lambda: _convert(args))
 
 
 def _convert(args):
     cpu_kernels.import_tensorflow()  # only once the flags are good
+    import tensorflow as tf
+    from checkpoints import reading
     from datasets import tfrecords
     try:
         written, bad = tfrecords.convert(args.data_dir, args.out_dir, args.shards, args.name,
                                          args.seed)
     except OSError as e:
-        raise errors.UsageError('%s: %s' % (e.filename or args.out_dir, e.strerror or e)) from e
+        raise errors.UsageError('%s: cannot write (%s)' % (e.filename or args.out_dir,
+                                                            e.strerror or e)) from e
+    except tf.errors.OpError as e:  # the TFRecord writer's: a full disk, a vanished folder
+        raise errors.UsageError('%s: cannot write (%s)' % (args.out_dir,
+                                                            reading.first_line(e))) from e
     for path in bad:
-        print('skipped (does not decode): %s' % path, file=sys.stderr)
+        print('skipped (cannot be read or does not decode): %s' % path, file=sys.stderr)
     print('wrote %s to %s' % (', '.join('%d %s records' % (n, s) for s, n in written.items()),
                               args.out_dir))
 

@@ -318,6 +318,13 @@ _NORMALIZATIONS = {
     'inception': (np.full(3, 1.0 / 127.5), np.full(3, -1.0)),
 }
 
+def normalization(mode):
+    """(per-channel scale, offset) of a --normalization mode: network input = x * scale + offset."""
+    if mode not in _NORMALIZATIONS:
+        raise ValueError("normalization: mode must be 'cifar' or 'inception', got %r" % (mode,))
+    return _NORMALIZATIONS[mode]
+
+
 def normalize(images, mode):
     """Maps raw float32 pixels 0..255 (NHWC) to network input.
 
@@ -330,7 +337,7 @@ def normalize(images, mode):
     """
     if mode not in _NORMALIZATIONS:
         raise ValueError("normalize: mode must be 'cifar' or 'inception', got %r" % (mode,))
-    scale, offset = _NORMALIZATIONS[mode]
+    scale, offset = normalization(mode)
     with tf.name_scope('preprocess'):
         kernel = tf.constant(np.diag(scale).reshape(1, 1, 3, 3), tf.float32, name='scale')
         scaled = tf.nn.conv2d(images, kernel, strides=1, padding='VALID')

@@ -107,24 +107,11 @@ def save_plot(matrix, label_names, accuracy, title, path):
 def parse_args(argv=None):
     parser = command_line.ArgumentParser(description=__doc__)
     parser.add_argument('model', help='checkpoint prefix or folder, FILE.pb, FILE.tflite or opencv:FILE.pb')
-    parser.add_argument('--dataset', choices=config.DATASETS, default='cifar10',
-                        help="'cifar10', 'folder' or 'tfrecord', as train.py's --dataset "
-                             '(default: %(default)s)')
-    parser.add_argument('--data_dir', default=config.DEFAULTS['data_dir'],
-                        help="the dataset's folder (default: %(default)s)")
-    parser.add_argument('--cifar_archive', default=None, metavar='PATH',
-                        help='CIFAR-10: ' + command_line.HELP['cifar_archive'])
+    command_line.add_data_flags(parser, 'the data scored')
     parser.add_argument('--split', choices=('auto', 'test', 'val', 'train'), default='auto',
                         help="own data: the split scored; 'auto' is test when there is one, else "
                              'validation, else (a folder of class folders only) every image '
                              '(default: %(default)s)')
-    for flag, text in (('val_size', 'validation'), ('test_size', 'test')):
-        parser.add_argument('--' + flag, type=int, default=0,
-                            help="folder of class folders only: the run's --%s, so that --split %s "
-                                 'scores the images it held out (default: %%(default)s)'
-                                 % (flag, 'val' if flag == 'val_size' else 'test'))
-    parser.add_argument('--seed', type=int, default=config.DEFAULTS['seed'],
-                        help="with --val_size or --test_size: the run's --seed (default: %(default)s)")
     parser.add_argument('--batch_size', type=int, default=config.DEFAULTS['eval_batch_size'],
                         help='images per call (default: %(default)s)')
     parser.add_argument('--flip_tta', action='store_true',
@@ -141,10 +128,8 @@ def parse_args(argv=None):
     if args.batch_size < 1:
         parser.error('--batch_size must be at least 1, got %d' % args.batch_size)
     for flag in ('latency', 'val_size', 'test_size'):
-        if getattr(args, flag) < 0:
+        if (getattr(args, flag) or 0) < 0:
             parser.error('--%s must be 0 or more, got %d' % (flag, getattr(args, flag)))
-    if args.dataset != 'folder' and (args.val_size or args.test_size):
-        parser.error('--val_size and --test_size apply to --dataset folder')
     if args.plot:
         # Found now, not after scoring the whole test set.
         if not args.plot.lower().endswith('.png'):
@@ -152,59 +137,90 @@ def parse_args(argv=None):
         folder = os.path.dirname(os.path.abspath(args.plot))
         if not os.path.isdir(folder):
             parser.error('--plot %s: no folder %s' % (args.plot, folder))
-    if args.dataset == 'cifar10' and args.split not in ('auto', 'test'):
-        parser.error('--split %s: evaluate.py scores CIFAR-10 on its test_batch' % args.split)
     return args
+
+
+def data_to_score(args, model):
+    """run_files.data_settings of the model's run with the flags given over them; UsageError
+    for flags that do not fit the dataset; a line when the run's own settings are used."""
+    from checkpoints import run_files
+    data = run_files.data_settings(model.run, vars(args))
+    if data['dataset'] != 'folder' and (args.val_size or args.test_size):
+        raise errors.UsageError('--val_size and --test_size apply to --dataset folder (this is '
+                                '%s)' % data['dataset'])
+    if data['dataset'] == 'cifar10' and args.split not in ('auto', 'test'):
+        raise errors.UsageError('--split %s: evaluate.py scores CIFAR-10 on its test_batch'
+                                % args.split)
+    taken = [key for key in config.DATA_KEYS if getattr(args, key) is None
+             and key in model.run and data[key] == model.run[key]
+             and (key in ('dataset', 'data_dir') or data[key] != config.DEFAULTS[key])]
+    if taken:
+        print("Data: %s, the run's (its config.json); pass --dataset and --data_dir to score "
+              "other data" % ' '.join('--%s %s' % (key, data[key]) for key in taken), flush=True)
+    return data
+
+
+def check_classes(model, count, dataset, data_dir, classes):
+    """DataError when the model's class count is not the data's."""
+    if count == classes:
+        return
+    if dataset == 'cifar10':
+        raise errors.DataError('%s has %d classes, CIFAR-10 %d: score it on the data it was '
+                               'trained for (--dataset, --data_dir)' % (model, count, classes))
+    raise errors.DataError('%s has %d classes but %s has %d: score a model trained on these '
+                           'classes' % (model, count, data_dir, classes))
 
 
 def evaluate(args):
     cpu_kernels.import_tensorflow()  # only once the flags are good
-    import data_utils
+    from datasets import decoding
     from datasets import factory
     from deployment import models
     from tasks import classification_metrics as metrics
+    decoding.forget_skipped_images()
     model = models.load_model(args.model, **command_line.architecture_overrides(args))
+    data = data_to_score(args, model)
+    dataset, data_dir = data['dataset'], data['data_dir']
     # CIFAR-10 is scored on its test_batch alone: the training batches are not read.
-    splits = factory.load(args.dataset, args.data_dir, args.val_size, args.test_size, args.seed,
-                          args.cifar_archive, test_only=args.dataset == 'cifar10')
+    splits = factory.load(dataset, data_dir, data['val_size'], data['test_size'], data['seed'],
+                          data['cifar_archive'] or None, test_only=dataset == 'cifar10')
     split = args.split
     if split == 'auto':
         split = next((s for s in ('test', 'val') if splits[s].num_images), 'train')
     if not splits[split].num_images:
-        raise errors.DataError('%s: no %s split' % (args.data_dir, split))
-    # CIFAR-10's classes are the model's own; own data names its classes itself.
-    names = None if args.dataset == 'cifar10' else splits['label_names']
-    batches = split_batches(splits[split], args.dataset, model.input_size, args.batch_size,
-                            len(splits['label_names']))
-    probs, labels, images_per_sec = predict_all(model, batches, args.flip_tta)
-    if names is None and probs.shape[1] != data_utils.NUM_CLASSES:
-        raise errors.DataError('%s has %d classes, CIFAR-10 %d: score it on the data it was '
-                               'trained for (--dataset, --data_dir)' % (
-                                   args.model, probs.shape[1], data_utils.NUM_CLASSES))
-    if names is not None and len(names) != probs.shape[1]:
-        raise errors.DataError('%s has %d classes but %s has %d: score a model trained on these '
-                               'classes' % (args.model, probs.shape[1], args.data_dir, len(names)))
-    if names is not None and model.labels and list(model.labels) != list(names):
+        raise errors.DataError('%s: no %s split' % (data_dir, split))
+    names = list(splits['label_names'])
+    # Checked before anything is scored: a model of other classes scores nothing of meaning.
+    if model.num_classes is not None:
+        check_classes(args.model, int(model.num_classes), dataset, data_dir, len(names))
+    if model.labels and list(model.labels) != names:
         raise errors.DataError('%s was trained on the classes %s, %s holds %s: score it on the '
                                'data it was trained for' % (args.model, ', '.join(model.labels),
-                                                            args.data_dir, ', '.join(names)))
+                                                            data_dir, ', '.join(names)))
+    batches = split_batches(splits[split], dataset, model.input_size, args.batch_size, len(names))
+    probs, labels, images_per_sec = predict_all(model, batches, args.flip_tta)
+    check_classes(args.model, probs.shape[1], dataset, data_dir, len(names))
     latency, timed = batch1_latency_ms(model, batches, args.latency) if args.latency else (None, 0)
     reference = None
     if args.reference:
         reference_model = models.load_model(args.reference,
                                             **command_line.architecture_overrides(args))
         reference, _, _ = predict_all(reference_model, batches, args.flip_tta)
-    names = names or models.label_names(model.labels, probs.shape[1])
     predictions = probs.argmax(1)
     matrix = metrics.confusion_matrix(labels, predictions, probs.shape[1])
     rows = metrics.per_class(matrix, names)
     accuracy = float((predictions == labels).mean())
     top5 = metrics.top_k_accuracy(probs, labels, 5) if probs.shape[1] > 5 else None
     macro_f1 = metrics.macro_f1(matrix)
+    skipped = decoding.skipped_images()
     print(metrics.format_table(matrix, rows))
-    print('top-1 accuracy %.4f%s, macro F1 %.4f on %d %s images%s; %.0f images/s' % (
-        accuracy, '' if top5 is None else ', top-5 %.4f' % top5, macro_f1, len(labels), split,
+    print('top-1 accuracy %.4f%s, macro F1 %.4f on %s%d %s images%s; %.0f images/s' % (
+        accuracy, '' if top5 is None else ', top-5 %.4f' % top5, macro_f1,
+        '%d of the ' % len(labels) if skipped else '', splits[split].num_images, split,
         ' (flip TTA)' if args.flip_tta else '', images_per_sec))
+    if skipped:
+        print('Skipped %d image(s) that do not decode: %s' % (len(skipped), '; '.join(
+            '%s (%s)' % (name, why) for name, why in sorted(skipped.items()))))
     if latency is not None:
         print('batch-1 latency %.2f ms (median of %d)' % (latency, timed))
     agreement = None
@@ -222,9 +238,10 @@ def evaluate(args):
         except OSError as e:
             raise errors.UsageError('%s: cannot write (%s)' % (args.plot, e.strerror or e)) from e
         print('wrote %s' % args.plot)
-    print(json.dumps(dict(model=args.model, dataset=args.dataset, split=split, accuracy=accuracy,
+    print(json.dumps(dict(model=args.model, dataset=dataset, split=split, accuracy=accuracy,
                           top5_accuracy=top5, macro_f1=round(macro_f1, 4),
-                          num_images=int(len(labels)), flip_tta=args.flip_tta,
+                          num_images=int(len(labels)), skipped_images=len(skipped),
+                          skipped_files=sorted(skipped), flip_tta=args.flip_tta,
                           images_per_sec=round(images_per_sec, 1),
                           batch1_latency_ms=None if latency is None else round(latency, 3),
                           reference=agreement, per_class=rows, confusion=matrix.tolist())))

@@ -45,15 +45,7 @@ def parse_args(argv=None):
                              '(default: %(default)s)')
     parser.add_argument('--calibration_images', type=int, default=500,
                         help='training images that calibrate the int8 model (default: %(default)s)')
-    parser.add_argument('--dataset', choices=config.DATASETS, default=None,
-                        help="int8 calibration: the training images' dataset, as train.py's "
-                             "--dataset (default: the run's, from its config.json, else %r)"
-                             % config.DEFAULTS['dataset'])
-    parser.add_argument('--data_dir', default=None,
-                        help="int8 calibration: the dataset's folder (default: the run's, from "
-                             "its config.json, else %r)" % config.DEFAULTS['data_dir'])
-    parser.add_argument('--cifar_archive', default=None, metavar='PATH',
-                        help='int8 calibration on CIFAR-10: ' + command_line.HELP['cifar_archive'])
+    command_line.add_data_flags(parser, 'int8 calibration', ('dataset', 'data_dir', 'cifar_archive'))
     parser.add_argument('--num_classes', type=int, default=None,
                         help="expected class count; an error if the checkpoint's differs")
     command_line.add_architecture_flags(parser)
@@ -85,16 +77,12 @@ def freeze_graph(args):
     if args.num_classes is not None and args.num_classes != num_classes:
         raise errors.ModelError('%s: has %d classes, not --num_classes %d'
                                 % (prefix, num_classes, args.num_classes))
-    cfg, labels = models.resolve_checkpoint_config(prefix,
-                                                   command_line.architecture_overrides(args))
-    labels = models.label_names(labels, num_classes)
+    cfg, run = models.resolve_checkpoint_config(prefix, command_line.architecture_overrides(args))
+    labels = models.label_names(run.get('label_names'), num_classes)
     calibration = None
     if 'int8' in args.tflite_kinds:
-        run = run_files.read_run_config(prefix)
-        dataset = args.dataset or run.get('dataset', config.DEFAULTS['dataset'])
-        data_dir = args.data_dir or run.get('data_dir', config.DEFAULTS['data_dir'])
-        calibration = freezing.calibration_set(dataset, data_dir, args.calibration_images, cfg,
-                                               run, args.cifar_archive)
+        calibration = freezing.calibration_set(run_files.data_settings(run, vars(args)),
+                                               args.calibration_images, cfg)
     graph_def = freezing.freeze(prefix, cfg, num_classes)
     # Everything is made before anything is written: a failure leaves no mix of old and new files.
     stem = os.path.splitext(args.output)[0]

@@ -143,9 +143,13 @@ def _batch_norm(net, is_training, decay, epsilon):
 
 
 def in_scopes(name, scopes):
-    """Whether a variable or scope name falls under one of `scopes` (prefixes, as slim matches
-    them); None means every name does."""
-    return scopes is None or any(name.startswith(scope) for scope in scopes)
+    """Whether a variable or scope name falls under one of `scopes`; None means every name does.
+    A scope matches whole parts of a name, up to a '/' or '_': MobilenetV1/Conv2d_1 is layer 1
+    (Conv2d_1_depthwise and Conv2d_1_pointwise), not Conv2d_10 to 13 as slim's prefixes were."""
+    return scopes is None or any(
+        name.startswith(scope) and (scope.endswith(('/', '_')) or name[len(scope):len(scope) + 1]
+                                    in ('', '/', '_'))
+        for scope in scopes)
 
 
 def _fixed_padding(inputs, kernel_size, rate=1):

@@ -8,6 +8,7 @@ evaluation and checkpointing, summed over resumes) where the log has it, else
 beside each log where there is one (a run's own folder).
 """
 import json
+import math
 import os
 import sys
 
@@ -32,14 +33,15 @@ def read_metrics(path):
                     raise ValueError('line %d has no wall_seconds or train_seconds' % number)
                 for key in ('test_accuracy', 'test_accuracy_tta', 'wall_seconds', 'train_seconds'):
                     if key in record and not _is_number(record[key]):
-                        raise ValueError('line %d: %s is %s, not a number'
-                                         % (number, key, json.dumps(record[key])))
+                        raise ValueError('line %d: %s is %s, not a %snumber' % (
+                            number, key, json.dumps(record[key]),
+                            'finite ' if isinstance(record[key], float) else ''))
                 records.append(record)
     return records
 
 
 def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def run_facts(path):
@@ -69,6 +71,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.output.lower().endswith('.png'):
         parser.error('--output must name a .png file, got %r' % args.output)
+    if args.target is not None and not math.isfinite(args.target):
+        parser.error('--target must be a finite percentage, got %r' % args.target)
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):
         parser.error('--output %s: no folder %s' % (args.output, folder))

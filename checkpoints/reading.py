@@ -30,7 +30,12 @@ def checkpoint_prefix(path):
         if path.endswith(suffix):
             path = path[:-len(suffix)]
     if not os.path.exists(path + '.index'):
-        raise errors.ModelError('%s: no such checkpoint (expected %s.index)' % (path, path))
+        if path.endswith(('.pb', '.tflite')) and os.path.isfile(path):
+            raise errors.ModelError('%s: a frozen model, not a checkpoint; pass a checkpoint prefix '
+                                    'or its folder (train.py --ckpt_dir)' % path)
+        near = [p[:-len('.index')] for p in glob.glob(glob.escape(path) + '*.index')]
+        raise errors.ModelError('%s: no such checkpoint (expected %s.index)%s' % (
+            path, path, '; did you mean %s?' % max(near, key=lambda p: (len(p), p)) if near else ''))
     why = damage(path)
     if why:
         raise errors.ModelError('%s: damaged checkpoint (%s); pass its folder to use the newest intact '
@@ -140,10 +145,17 @@ def assign_from_checkpoint(sess, prefix, reader, names_to_variables):
 def restore_matching(sess, variables, path):
     """Sets every variable of `variables` whose name and shape match the checkpoint at `path`
     (a prefix, file or folder: checkpoint_prefix) to its value there; (prefix, [what
-    matched], [what did not]). ModelError for no match, or a checkpoint that does not read."""
+    matched], [what did not]). ModelError for no match, a checkpoint whose names mostly match
+    with other shapes, or one that does not read."""
     prefix = checkpoint_prefix(path)
     reader, shapes = open_checkpoint(prefix)
     restored, skipped = match_variables(variables, shapes)
+    shaped = [line for line in skipped if ' has shape ' in line]
+    # Other shapes for most of the names: another width (a new head alone is a few variables).
+    if len(shaped) > len(restored):
+        raise errors.ModelError('%s: %d variables matched by name but not by shape (%s, and %d '
+                                'more): a model of another --width or --min_depth'
+                                % (path, len(shaped), shaped[0], len(shaped) - 1))
     if not restored:
         raise errors.ModelError('%s: no variable matched by name and shape; is it a MobilenetV1 '
                                 'checkpoint?' % path)
@@ -155,7 +167,10 @@ def first_line(error):
     """The first line of an error that says something: not TensorFlow's 'Graph execution
     error:' heading, nor its '{{function_node ...}}' prefixes."""
     text = re.sub(r'\{\{[^}]*\}\}', '', getattr(error, 'message', None) or str(error))
+    # Where the op was made ('Detected at node ... defined at', the Python stack, 'Node: ...')
+    # says where the error is, not what it is.
+    text = re.sub(r'Detected at node.*?\n\s*Node: [^\n]*', '', text, flags=re.S)
     lines = [line.strip() for line in text.splitlines()
              if line.strip() and line.strip() != 'Graph execution error:'
-             and not line.strip().startswith('Detected at node')]
+             and not line.strip().startswith(('Detected at node', 'File "', 'Traceback'))]
     return lines[0] if lines else type(error).__name__

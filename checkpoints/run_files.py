@@ -36,6 +36,18 @@ def read_run_config(prefix):
     return {} if path is None else load_config(path)
 
 
+def data_settings(run, given):
+    """{key: value} of config.DATA_KEYS for a program reading the run whose config.json is
+    `run` ({} if none): each value `given` (not None), else the run's, else the default. The
+    run's split settings hold for the run's own data only: `given` another dataset or folder,
+    its splits are the flags' alone."""
+    own = all(given.get(key) is None or key in run and os.path.normpath(str(given[key])) ==
+              os.path.normpath(str(run[key])) for key in ('dataset', 'data_dir'))
+    source = run if own else {}
+    return {key: given[key] if given.get(key) is not None else source.get(key, config.DEFAULTS[key])
+            for key in config.DATA_KEYS}
+
+
 def load_config(path):
     """A run's config.json: a JSON object whose values have the types of config.DEFAULTS';
     ModelError naming the file and the value when hand-editing made it something else."""
@@ -79,39 +91,40 @@ def run_folder(ckpt_dir, chief=True):
     first holds the folder's lock, which the kernel releases however the first ends (a SIGKILL
     too), so a lock is never stale. A run refused before it wrote anything leaves no folder
     behind: those this call made go again when the block ends with nothing in them but the
-    lock."""
+    lock. Other workers write nothing there, and make nothing."""
+    if not chief:
+        yield
+        return
     created = files.topmost_missing(ckpt_dir)
     try:
         os.makedirs(ckpt_dir, exist_ok=True)
     except OSError as e:
         raise UsageError('--ckpt_dir %s: cannot create it (%s)' % (ckpt_dir, e.strerror)) from e
-    lock = None
+    path, lock = os.path.join(ckpt_dir, LOCK_FILE), None
     try:
-        if chief:
-            path = os.path.join(ckpt_dir, LOCK_FILE)
-            try:
-                lock = open(path, 'a+')
-            except OSError as e:
-                raise UsageError('%s: cannot write (%s)' % (path, e.strerror)) from e
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                lock.seek(0)
-                holder = lock.read().strip()
-                raise UsageError('--ckpt_dir %s is in use by another training%s; wait for it to '
-                                 'end, or use another --ckpt_dir' % (
-                                     ckpt_dir, ' (process %s)' % holder if holder.isdigit() else ''))
-            except OSError:
-                pass  # a filesystem without locks (some network mounts): unguarded, as before
+        try:
+            lock = open(path, 'a+')
+        except OSError as e:
+            raise UsageError('%s: cannot write (%s)' % (path, e.strerror)) from e
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
             lock.seek(0)
-            lock.truncate()
-            lock.write('%d\n' % os.getpid())
-            lock.flush()
+            holder = lock.read().strip()
+            raise UsageError('--ckpt_dir %s is in use by another training%s; wait for it to end, '
+                             'or use another --ckpt_dir' % (
+                                 ckpt_dir, ' (process %s)' % holder if holder.isdigit() else ''))
+        except OSError:
+            pass  # a filesystem without locks (some network mounts): unguarded, as before
+        lock.seek(0)
+        lock.truncate()
+        lock.write('%d\n' % os.getpid())
+        lock.flush()
         yield
     finally:
         if lock:
             lock.close()
-        if chief and created:
+        if created:
             try:
                 only_the_lock = set(os.listdir(ckpt_dir)) <= {LOCK_FILE}
             except OSError:

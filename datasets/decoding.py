@@ -54,9 +54,11 @@ def _decode_eagerly(source, name, label, num_classes, is_path):
     with _skipped_lock:
         if key in _skipped:  # known bad: not decoded (and complained about) every epoch
             return tf.zeros([1, 1, 3], tf.uint8), False
-    if 0 <= int(label) < int(num_classes):
+    if int(label) == tfrecords.DAMAGED:
+        why = 'a damaged record: its checksum does not match its bytes'
+    elif 0 <= int(label) < int(num_classes):
         try:
-            return (image_files.read_rgb(source.numpy().decode('utf-8')) if is_path else
+            return (image_files.read_rgb(os.fsdecode(source.numpy())) if is_path else
                     image_files.to_rgb(source.numpy())), True
         except errors.ImageError as e:
             why = str(e)
@@ -78,13 +80,19 @@ def decode(source, name, label, num_classes, is_path=False):
     return image, ok
 
 
+def tf_paths(paths):
+    """Paths as TensorFlow takes them: the bytes the file system names them by, so that a name
+    that is not UTF-8 reads as it is (os.fsdecode gives the path back)."""
+    return np.array([os.fsencode(path) for path in paths], dtype=object)
+
+
 def elements(split):
     """A dataset of (source, name, label) over a Files or Records split, in order: the source
     is the file's path for Files (decode(..., is_path=True) reads it), the bytes for Records."""
     if isinstance(split, sources.Records):
         dataset = tf.data.Dataset.from_tensor_slices(split.shards)
         return dataset.flat_map(tfrecords.shard_records).map(tfrecords.parse_record)
-    dataset = tf.data.Dataset.from_tensor_slices((split.paths, split.labels))
+    dataset = tf.data.Dataset.from_tensor_slices((tf_paths(split.paths), split.labels))
     return dataset.map(lambda path, label: (path, path, label))
 
 

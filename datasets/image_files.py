@@ -8,6 +8,7 @@ transparency is laid over white, as a browser's page shows it; greyscale is repe
 three channels; an animation gives its first frame.
 """
 import io
+import re
 
 from PIL import Image, ImageOps
 import numpy as np
@@ -35,7 +36,10 @@ def to_rgb(data):
                 image = Image.alpha_composite(white, image)
             pixels = np.asarray(image.convert('RGB'), np.uint8)
     except Exception as e:  # Pillow's decoders raise many kinds: OSError, SyntaxError, ...
-        raise errors.ImageError(' '.join(str(e).split())[:120] or type(e).__name__) from e
+        # Pillow names the in-memory file it was given ('<_io.BytesIO object at 0x...>'): the
+        # caller names the real one.
+        why = re.sub(r'\s*<_io\.BytesIO object at 0x[0-9a-f]+>', '', ' '.join(str(e).split()))
+        raise errors.ImageError(why[:120] or type(e).__name__) from e
     if not pixels.shape[0] or not pixels.shape[1]:
         raise errors.ImageError('no pixels')
     return pixels

@@ -14,8 +14,9 @@ from preflight.errors import DataError
 
 
 def load_folder(root, val_size=0, test_size=0, seed=0):
-    """{'train', 'val', 'test': Files, 'label_names'} of a folder dataset; `val_size` and
-    `test_size` images are held out (seeded) where DIR has no validation/ or test/ folder."""
+    """{'train', 'val', 'test': Files, 'label_names', 'nested': how many images are in subfolders
+    of class folders} of a folder dataset; `val_size` and `test_size` images are held out
+    (seeded) where DIR has no validation/ or test/ folder."""
     if not os.path.isdir(root):
         raise DataError('%s: no such folder (pass --data_dir, a folder of class subfolders)' % root)
     folders = {split: _split_folder(root, split) for split in ('train', 'val', 'test')}
@@ -53,7 +54,10 @@ def load_folder(root, val_size=0, test_size=0, seed=0):
             train, carved_val, carved_test = _carve(train, val_size, test_size, seed, root)
             val = val if val.num_images else carved_val
             test = test if test.num_images else carved_test
-    return dict(train=train, val=val, test=test, label_names=names)
+    nested = sum(os.path.dirname(path) != os.path.join(folders[split], name)
+                 for split in folders if folders[split] for name, paths in listings[split].items()
+                 for path in paths)
+    return dict(train=train, val=val, test=test, label_names=names, nested=nested)
 
 
 def _split_folder(root, split):
@@ -64,7 +68,8 @@ def _split_folder(root, split):
 
 
 def _read(folders):
-    """{split: {class subfolder: [its image files, sorted]}} of each split's folder (None: {})."""
+    """{split: {class subfolder: [its image files, sorted, then those of its subfolders]}} of
+    each split's folder (None: {})."""
     listings = {}
     for split, folder in folders.items():
         listings[split] = {}
@@ -74,11 +79,21 @@ def _read(folders):
             path = os.path.join(folder, name)
             if name.startswith('.') or not os.path.isdir(path):
                 continue
-            listings[split][name] = [
-                os.path.join(path, f) for f in sources.listdir(path)
-                if f.lower().endswith(sources.IMAGE_EXTENSIONS) and not f.startswith('.')
-                and os.path.isfile(os.path.join(path, f))]
+            images = []
+            # As Keras's and torchvision's loaders: images in subfolders of a class are its own.
+            # A link to nothing (or to itself) is kept: its read fails, and it is skipped and named.
+            for inner, subfolders, names in os.walk(path, onerror=_unreadable):
+                subfolders[:] = sorted(d for d in subfolders if not d.startswith('.'))
+                images += [os.path.join(inner, f) for f in sorted(names)
+                           if f.lower().endswith(sources.IMAGE_EXTENSIONS) and not f.startswith('.')
+                           and (os.path.isfile(os.path.join(inner, f))
+                                or os.path.islink(os.path.join(inner, f)))]
+            listings[split][name] = images
     return listings
+
+
+def _unreadable(error):
+    raise DataError('%s: cannot read this folder (%s)' % (error.filename, error.strerror or error))
 
 
 def _class_names(root, listing):
@@ -90,6 +105,16 @@ def _class_names(root, listing):
     if len(names) == 1:
         raise DataError('%s: only one class folder (%s); a classifier needs at least two'
                         % (root, names[0]))
+    for name in names:
+        # Class names go into labels.txt and config.json, a line of UTF-8 text each.
+        try:
+            name.encode('utf-8')
+        except UnicodeEncodeError:
+            raise DataError('%s: class folder %s: its name is not UTF-8 text; rename it'
+                            % (root, ascii(name))) from None
+        if not name.isprintable():
+            raise DataError('%s: class folder %s: its name holds a line break or another control '
+                            'character; rename it' % (root, ascii(name)))
     return names
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import struct
 
+import crc32c
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
@@ -37,11 +38,21 @@ def read_labels_file(root):
     except OSError as e:
         raise DataError('%s: cannot read it (%s); TF-Slim writes one "0:name" line per class'
                         % (path, e.strerror or e)) from e
+    except UnicodeDecodeError as e:
+        raise DataError('%s: not UTF-8 text (byte 0x%02x at offset %d); save it as UTF-8'
+                        % (path, e.object[e.start], e.start)) from e
     names = {}
     for number, line in enumerate(lines, 1):
         index, sep, name = line.partition(':')
         if not sep or not index.strip().isdigit() or not name:
             raise DataError('%s: line %d is not "label:name": %r' % (path, number, line))
+        if int(index) in names:
+            raise DataError('%s: line %d gives label %d a second name (%s, after %s)'
+                            % (path, number, int(index), name, names[int(index)]))
+        if name in names.values():
+            raise DataError('%s: line %d names a second label %s (label %d is %s already)'
+                            % (path, number, name, next(i for i, n in names.items() if n == name),
+                               name))
         names[int(index)] = name
     if sorted(names) != list(range(len(names))) or len(names) < 2:
         raise DataError('%s: labels must be 0, 1, ... with no gaps, two classes at least; got %s'
@@ -70,24 +81,9 @@ def _op_message(error, limit=200):
     return ' '.join(text.split())[:limit]
 
 
-def _crc32c_table():
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-        table.append(crc)
-    return table
-
-_CRC32C = _crc32c_table()
-
-
 def _masked_crc32c(data):
     """TFRecord's checksum: CRC-32C (Castagnoli), rotated and offset."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    crc ^= 0xFFFFFFFF
+    crc = crc32c.crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
@@ -143,9 +139,66 @@ def load_tfrecord(root):
     for split in ('train', 'val', 'test'):
         shards = train if split == 'train' else _shards(root, names, split)
         data[split] = sources.Records(shards, count_records(shards, split))
+        for shard, count in zip(shards, data[split].counts):
+            if count:
+                _check_features(shard)
     if not data['train'].num_images:
         raise DataError('%s: the training shards hold no records' % root)
     return data
+
+
+# The features every record must have, and their kind: what parse_record reads.
+_REQUIRED = {'image/encoded': 'bytes_list', 'image/class/label': 'int64_list'}
+
+
+def _check_features(shard):
+    """DataError unless the shard's first intact record is a tf.train.Example with TF-Slim's
+    image and label features (records of another schema would fail deep in the input pipeline,
+    or all be skipped)."""
+    index, record = next(((i, r) for i, r in enumerate(read_records(shard))
+                          if r != _DAMAGED_RECORD), (None, None))
+    if record is None:
+        return  # every record damaged: each is named and skipped as it is read
+    try:
+        features = tf.train.Example.FromString(record).features.feature
+    except Exception as e:  # protobuf's DecodeError
+        raise DataError('%s: record %d is not a tf.train.Example (%s)' % (shard, index, e)) from e
+    for key, kind in _REQUIRED.items():
+        if key not in features:
+            raise DataError('%s: record %d has no %s feature (it has %s); TF-Slim\'s records '
+                            'hold %s' % (shard, index, key, ', '.join(sorted(features)) or 'none',
+                                         ' and '.join(_REQUIRED)))
+        if features[key].WhichOneof('kind') != kind:
+            raise DataError('%s: record %d holds %s as %s, not %s' % (
+                shard, index, key, features[key].WhichOneof('kind'), kind))
+
+
+# The label of a record whose checksum does not match: decoding names it, and skips it in its
+# place (the records after it keep theirs, so that a resumed epoch is the same).
+DAMAGED = -2
+
+_DAMAGED_RECORD = tf.train.Example(features=tf.train.Features(feature={
+    'image/class/label': tf.train.Feature(int64_list=tf.train.Int64List(value=[DAMAGED]))
+})).SerializeToString()
+
+
+def read_records(path):
+    """The records of a TFRecord file, in order, as bytes; one whose payload checksum does not
+    match is a record of label DAMAGED in its place. TensorFlow's reader stops at such a record
+    (and asked again, fails there again); the framing was checked when the file was counted."""
+    with open(os.fsdecode(path), 'rb') as f:
+        while True:
+            header = f.read(12)
+            if len(header) < 12:
+                return
+            length, crc = struct.unpack('<QI', header)
+            if crc != _masked_crc32c(header[:8]):
+                return  # not TFRecord framing any more: nothing after it can be found
+            payload, footer = f.read(length), f.read(4)
+            if len(payload) < length or len(footer) < 4:
+                return
+            yield payload if struct.unpack('<I', footer)[0] == _masked_crc32c(payload) \
+                else _DAMAGED_RECORD
 
 
 def parse_record(shard, index, record):
@@ -156,9 +209,20 @@ def parse_record(shard, index, record):
 
 
 def shard_records(shard):
-    """(shard, index, serialized record) of every record of one TFRecord file."""
-    return tf.data.TFRecordDataset(shard).enumerate().map(
-        lambda index, record: (shard, index, record))
+    """(shard, index, serialized record) of every record of one TFRecord file (read_records)."""
+    def chunks(path):
+        # A list of records at a time: the step from Python into tf.data costs per element.
+        chunk = []
+        for record in read_records(path):
+            chunk.append(record)
+            if len(chunk) == 64:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+    records = tf.data.Dataset.from_generator(chunks, args=(shard,),
+                                             output_signature=tf.TensorSpec([None], tf.string))
+    return records.unbatch().enumerate().map(lambda index, record: (shard, index, record))
 
 
 # --------------------------------------------------------------------------
@@ -177,12 +241,13 @@ def _feature(value):
 
 
 def example(path, label):
-    """A tf.train.Example of one image file, or None if it does not decode."""
-    with open(path, 'rb') as f:
-        encoded = f.read()
+    """A tf.train.Example of one image file, or None if it cannot be read or does not decode
+    (as training skips it)."""
     try:
+        with open(path, 'rb') as f:
+            encoded = f.read()
         shape = image_files.to_rgb(encoded).shape  # as training will see it
-    except errors.ImageError:
+    except (OSError, errors.ImageError):
         return None
     return tf.train.Example(features=tf.train.Features(feature={
         'image/encoded': _feature(encoded),
@@ -190,12 +255,15 @@ def example(path, label):
         'image/class/label': _feature(int(label)),
         'image/height': _feature(int(shape[0])),
         'image/width': _feature(int(shape[1])),
-        'image/filename': _feature(os.path.basename(path).encode('utf-8')),
+        'image/filename': _feature(os.fsencode(os.path.basename(path))),
     }))
 
 
 def convert(data_dir, out_dir, shards, name, seed=0):
-    """{split: records written}; the images that did not decode are returned as a list too."""
+    """{split: records written}; the images that could not be read or did not decode are
+    returned as a list too. DataError for an `out_dir` that holds a dataset already."""
+    if os.path.isdir(out_dir):
+        _check_no_dataset(out_dir)
     splits = image_folder.load_folder(data_dir)
     written, bad = {}, []
     with files.staged_folder(out_dir, prefix='.%s.' % os.path.basename(os.path.abspath(out_dir))) \
@@ -223,4 +291,16 @@ def convert(data_dir, out_dir, shards, name, seed=0):
                 writer.close()
         with open(os.path.join(staging, LABELS_FILE), 'w', encoding='utf-8') as f:
             f.writelines('%d:%s\n' % (i, label) for i, label in enumerate(splits['label_names']))
+        # Another conversion into the same folder may have finished meanwhile: two shard sets
+        # would both be read as one dataset.
+        _check_no_dataset(out_dir)
     return written, bad
+
+
+def _check_no_dataset(out_dir):
+    """DataError if `out_dir` holds TFRecord shards or a labels.txt already."""
+    held = [name for name in sources.listdir(out_dir) if name.endswith('.tfrecord')
+            or name == LABELS_FILE]
+    if held:
+        raise DataError('%s already holds a TFRecord dataset (%s); pass an empty or new folder'
+                        % (out_dir, ', '.join(held[:3] + ['...'] * (len(held) > 3))))

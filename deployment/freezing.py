@@ -76,11 +76,12 @@ def to_tflite(graph_def, kind, calibration_images=None):
                 raise errors.ModelError('TFLite %s conversion failed: %s' % (kind, message)) from e
 
 
-def calibration_set(dataset, data_dir, count, cfg, run, archive=None):
-    """`count` images of the run's training split, drawn at random, as evaluation sees them at
-    the model's input size; `run` is the run's config.json ({} if none), for its splits."""
-    splits = factory.load(dataset, data_dir, run.get('val_size', 0), run.get('test_size', 0),
-                          run.get('seed', 0), archive)
+def calibration_set(data, count, cfg):
+    """`count` images of the training split of `data` (run_files.data_settings), drawn at
+    random, as evaluation sees them at the model's input size."""
+    data_dir = data['data_dir']
+    splits = factory.load(data['dataset'], data_dir, data['val_size'], data['test_size'],
+                          data['seed'], data['cifar_archive'] or None)
     train = splits['train']
     if count > train.num_images:
         raise errors.DataError('--calibration_images %d: only %d training images in %s'

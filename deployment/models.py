@@ -9,10 +9,11 @@ predict.py treat them alike and the tests can compare them:
     opencv:PATH  a frozen .pb run by OpenCV's dnn module
 
 Each takes float or uint8 NHWC images in 0..255 at the model's input size and
-returns float32 probabilities [N, num_classes]; `input_size`, `labels` (None
-if unknown: see label_names) and `central_fraction` (of a photo's sides the
-model was scored on: pipelines/streamed.py's eval_view) come from the metadata saved
-with the model.
+returns float32 probabilities [N, num_classes]; `input_size`, `num_classes`
+(None if unknown), `labels` (None if unknown: see label_names) and
+`central_fraction` (of a photo's sides the model was scored on:
+pipelines/streamed.py's eval_view) come from the metadata saved with the model;
+`run` is the config.json of a checkpoint's run ({} for other forms).
 """
 import json
 import os
@@ -24,6 +25,7 @@ import tensorflow as tf
 from checkpoints import reading
 from checkpoints import run_files
 import config
+import data_utils
 from pipelines import streamed
 from preflight import errors
 from preflight.errors import ModelError
@@ -59,7 +61,8 @@ def checkpoint_num_classes(prefix):
 
 
 def resolve_checkpoint_config(prefix, overrides=None):
-    """Architecture of a checkpoint: its saved config.json, then explicit overrides, then defaults."""
+    """(architecture of a checkpoint: its saved config.json, then explicit overrides, then
+    defaults; the run's config.json itself, {} if it has none)."""
     saved = run_files.read_run_config(prefix)
     cfg = {k: saved.get(k, config.DEFAULTS[k]) for k in config.ARCHITECTURE_KEYS}
     cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
@@ -75,15 +78,14 @@ def resolve_checkpoint_config(prefix, overrides=None):
     # a size other than 32 is taken for a published ImageNet one, seen as slim's evaluation does.
     cfg['central_fraction'] = streamed.central_fraction(
         saved.get('dataset', 'cifar10' if saved else 'tfrecord'), cfg['image_size'])
-    labels = saved.get('label_names')
-    return cfg, labels
+    return cfg, saved
 
 
 class CheckpointModel:
     def __init__(self, path, overrides=None):
         prefix = reading.checkpoint_prefix(path)
         num_classes = checkpoint_num_classes(prefix)
-        cfg, labels = resolve_checkpoint_config(prefix, overrides)
+        cfg, self.run = resolve_checkpoint_config(prefix, overrides)
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.images, self.probs = classifier.inference_graph(cfg, num_classes)
@@ -92,7 +94,8 @@ class CheckpointModel:
         self.graph.finalize()
         self.input_size = cfg['image_size']
         self.central_fraction = cfg['central_fraction']
-        self.labels = labels
+        self.labels = self.run.get('label_names')
+        self.num_classes = num_classes
 
     def predict(self, images):
         return self.sess.run(self.probs, {self.images: np.asarray(images, np.float32)})
@@ -126,6 +129,13 @@ def read_metadata(model_path):
     return metadata
 
 
+def _view(metadata, input_size):
+    """The central fraction a frozen model sees of a photo: its .json's; without one, a model
+    taken for a published ImageNet one sees slim's evaluation view, as a checkpoint without
+    its config.json does (all of it at 32x32)."""
+    return metadata.get('central_fraction', streamed.central_fraction('tfrecord', input_size))
+
+
 def label_names(labels, num_classes):
     """The class names a model was saved with, or class_0.. when they are missing or do not fit."""
     if labels and len(labels) == num_classes:
@@ -153,9 +163,11 @@ class FrozenGraphModel:
                 raise ModelError('%s: not a frozen MobilenetV1 of freeze_graph.py (%s)' % (path, e)) from e
         self.sess = v1.Session(graph=self.graph)
         self.input_size = self.images.shape[1]
+        self.num_classes = self.probs.shape[-1]
+        self.run = {}
         metadata = read_metadata(path)
         self.labels = metadata.get('labels')
-        self.central_fraction = metadata.get('central_fraction', 1.0)
+        self.central_fraction = _view(metadata, self.input_size)
 
     def predict(self, images):
         return self.sess.run(self.probs, {self.images: np.asarray(images, np.float32)})
@@ -165,7 +177,7 @@ class TFLiteModel:
     # Bigger batches gain nothing on the interpreter and cost memory.
     BATCH_SIZE = 100
 
-    def __init__(self, path):
+    def __init__(self, path, normalization=None):
         try:
             self.interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
         except (ValueError, RuntimeError) as e:
@@ -180,9 +192,15 @@ class TFLiteModel:
                                 ', '.join(str(o['shape'].tolist()) for o in outputs)))
         self.input, self.output = inputs[0], outputs[0]
         self.input_size = int(self.input['shape'][1])
+        self.num_classes = int(self.output['shape'][1])
+        self.run = {}
         metadata = read_metadata(path)
         self.labels = metadata.get('labels')
-        self.central_fraction = metadata.get('central_fraction', 1.0)
+        self.central_fraction = _view(metadata, self.input_size)
+        self._mapping = _pixel_mapping(path, self.input, metadata, normalization)
+        # A batch dimension fixed at 1 does not resize: such a model sees one image at a time.
+        signature = self.input.get('shape_signature', self.input['shape'])
+        self._per_call = 1 if int(signature[0]) == 1 else self.BATCH_SIZE
         self._batch = None
 
     def _resize(self, batch):
@@ -193,15 +211,100 @@ class TFLiteModel:
             self._batch = batch
 
     def predict(self, images):
-        images = np.asarray(images)
+        images = np.asarray(images, np.float32)
+        if self._mapping is not None:  # float input, or uint8 quantized from the mapped values
+            scale, offset = self._mapping
+            images = images * np.float32(scale) + np.float32(offset)
         outputs = []
-        for start in range(0, len(images), self.BATCH_SIZE):
-            chunk = images[start:start + self.BATCH_SIZE]
+        for start in range(0, len(images), self._per_call):
+            chunk = images[start:start + self._per_call]
             self._resize(len(chunk))
-            self.interpreter.set_tensor(self.input['index'], _quantize(chunk, self.input))
+            if self._mapping is None and self.input['dtype'] == np.uint8:
+                # The pixels themselves, as TFLite image models take them.
+                tensor = np.clip(np.round(chunk), 0, 255).astype(np.uint8)
+            else:
+                tensor = _quantize(chunk, self.input)
+            self.interpreter.set_tensor(self.input['index'], tensor)
             self.interpreter.invoke()
             outputs.append(_dequantize(self.interpreter.get_tensor(self.output['index']), self.output))
         return np.concatenate(outputs)
+
+
+def _pixel_mapping(path, details, metadata, normalization):
+    """(scale, offset) that maps pixels 0..255 to a TFLite model's float input, or None where it
+    takes the pixels themselves: a uint8 input (TFLite's convention for images: its quantization
+    says what the pixels mean) or freeze_graph.py's float models (their .json: normalization in
+    the graph). Else --normalization, else the NormalizationOptions of the model's own TFLite
+    metadata; ModelError when nothing says it."""
+    if details['dtype'] == np.uint8 and normalization is None:
+        return None
+    if normalization is not None:
+        return data_utils.normalization(normalization)
+    if metadata.get('preprocessing', {}).get('in_graph'):
+        return None
+    embedded = tflite_normalization(path)
+    if embedded is not None:
+        mean, std = (np.asarray(v, np.float32) for v in embedded)
+        return 1.0 / std, -mean / std
+    raise ModelError('%s: takes %s input, and neither the .json freeze_graph.py writes beside its '
+                     'models nor TFLite metadata says how pixels map to it; pass --normalization '
+                     'inception (pixels to [-1, 1], as published ImageNet models) or cifar'
+                     % (path, np.dtype(details['dtype']).name))
+
+
+def tflite_normalization(path):
+    """(mean, std) of the NormalizationOptions of a TFLite model's metadata (TFLite Support's
+    ModelMetadata: the first input of the first subgraph), or None where it has none."""
+    from ai_edge_litert import schema_py_generated as schema
+    import flatbuffers
+    with open(path, 'rb') as f:
+        data = bytearray(f.read())
+    model = schema.Model.GetRootAs(data, 0)
+    for i in range(model.MetadataLength()):
+        if model.Metadata(i).Name() == b'TFLITE_METADATA':
+            buffer = bytes(model.Buffers(model.Metadata(i).Buffer()).DataAsNumpy())
+            break
+    else:
+        return None
+
+    def table(parent, slot, index=None):
+        # The table in field `slot` of `parent` (the index-th of a vector of tables), or None.
+        offset = parent.Offset(4 + 2 * slot)
+        if not offset:
+            return None
+        if index is None:
+            return flatbuffers.table.Table(parent.Bytes, parent.Indirect(parent.Pos + offset))
+        if index >= parent.VectorLen(offset):
+            return None
+        return flatbuffers.table.Table(parent.Bytes, parent.Indirect(parent.Vector(offset)
+                                                                     + 4 * index))
+
+    def floats(parent, slot):
+        offset = parent.Offset(4 + 2 * slot)
+        start = parent.Vector(offset) if offset else 0
+        return [parent.Get(flatbuffers.number_types.Float32Flags, start + 4 * i)
+                for i in range(parent.VectorLen(offset) if offset else 0)]
+
+    try:
+        root = flatbuffers.table.Table(buffer, flatbuffers.encode.Get(
+            flatbuffers.packer.uoffset, buffer, 0))
+        # ModelMetadata.subgraph_metadata (slot 3), SubGraphMetadata.input_tensor_metadata
+        # (slot 2), TensorMetadata.process_units (slot 4); ProcessUnit.options_type (slot 0,
+        # NormalizationOptions = 1) and options (slot 1): mean (slot 0), std (slot 1).
+        subgraph = table(root, 3, 0)
+        tensor = subgraph and table(subgraph, 2, 0)
+        for index in range(8):
+            unit = tensor and table(tensor, 4, index)
+            if unit is None:
+                return None
+            kind = unit.Offset(4)
+            if kind and unit.Get(flatbuffers.number_types.Uint8Flags, unit.Pos + kind) == 1:
+                options = table(unit, 1)
+                mean, std = floats(options, 0), floats(options, 1)
+                return (mean, std) if mean and std and all(std) else None
+    except Exception:  # a buffer that is not TFLite Support's metadata
+        return None
+    return None
 
 
 def _quantize(values, details):
@@ -232,8 +335,10 @@ class OpenCVModel:
             raise ModelError('%s: OpenCV cannot import it (%s)' % (path, str(e).strip().splitlines()[-1])) from e
         metadata = read_metadata(path)
         self.input_size = metadata.get('input_size', 32)
+        self.num_classes = metadata.get('num_classes')
+        self.run = {}
         self.labels = metadata.get('labels')
-        self.central_fraction = metadata.get('central_fraction', 1.0)
+        self.central_fraction = _view(metadata, self.input_size)
 
     def predict(self, images):
         # NHWC in, as the graph's input; OpenCV wants an NCHW blob and transposes it back itself.
@@ -249,7 +354,9 @@ def load_model(path, **overrides):
     if path.endswith('.pb') or path.endswith('.tflite'):
         if not os.path.isfile(path):
             raise ModelError('%s: no such file' % path)
-        return FrozenGraphModel(path) if path.endswith('.pb') else TFLiteModel(path)
+        if path.endswith('.pb'):
+            return FrozenGraphModel(path)
+        return TFLiteModel(path, overrides.get('normalization'))
     return CheckpointModel(path, overrides)
 
 

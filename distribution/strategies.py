@@ -7,6 +7,9 @@ strategy's scope, runs its replica of the step (strategy.extended.call_for_each_
 the optimizer all-reduces (sums) the gradients; variables start from worker 0's values.
 MirroredStrategy does the same between the GPUs of one process.
 """
+import json
+
+import numpy as np
 import tensorflow as tf
 
 from pipelines import order
@@ -62,6 +65,43 @@ def replicated_step(strategy, plan, task, images, labels, data, global_step, lr)
     return (strategy.reduce(mean, loss, axis=None),
             {key: strategy.reduce(mean, value, axis=None) for key, value in figures.items()},
             strategy.group(minimize), made[0])
+
+
+# The bytes of the settings every worker must share, exchanged once before the first step.
+SETTINGS_BYTES = 8192
+
+
+def check_agreement(run, strategy, settings, cluster):
+    """UsageError naming the first of `settings` ({flag: value}) that another worker of the
+    `cluster` has otherwise: workers that train apart would drift, or one start anew. Every
+    worker's settings are gathered (an all-gather of their bytes, added to the graph under the
+    `strategy` before it is finalized); `run` is the session's run, guarded."""
+    text = json.dumps(settings, sort_keys=True).encode('utf-8')
+    if len(text) > SETTINGS_BYTES:
+        raise errors.UsageError('the settings to check between workers take %d bytes, more than '
+                                '%d' % (len(text), SETTINGS_BYTES))
+    with strategy.scope():
+        mine = v1.placeholder(tf.int32, [SETTINGS_BYTES], 'worker_settings')
+        gathered = strategy.experimental_local_results(strategy.extended.call_for_each_replica(
+            lambda: tf.distribute.get_replica_context().all_gather(mine[None], axis=0)))[0]
+    codes = np.zeros(SETTINGS_BYTES, np.int32)
+    codes[:len(text)] = np.frombuffer(text, np.uint8)
+    for index, row in enumerate(run(gathered, {mine: codes})):
+        theirs = json.loads(bytes(row[:np.count_nonzero(row)].astype(np.uint8)))
+        for key in sorted(set(settings) | set(theirs)):
+            if theirs.get(key) != settings.get(key):
+                raise errors.UsageError(
+                    '%s %s on this worker (%d), %s on worker %d (%s): every worker must train '
+                    'with the same settings; start them all with the same flags' % (
+                        _flag(key), json.dumps(settings.get(key)), cluster.index,
+                        json.dumps(theirs.get(key)), index, cluster.workers[index]))
+
+
+def _flag(key):
+    """How check_agreement names a setting: a flag, or what the workers found (their data, the
+    checkpoint they start from)."""
+    return dict(start_step='the run starts at step', classes='the data\'s classes are').get(
+        key, '--' + key)
 
 
 class Worker:

@@ -96,7 +96,7 @@ def sample_views(split, num_classes, count, size, fraction, seed=0):
         dataset = dataset.shuffle(min(_SHUFFLE_BUFFER, 4 * count), seed).map(tfrecords.parse_record)
     else:
         order = np.random.RandomState(seed).permutation(len(split.paths))
-        dataset = tf.data.Dataset.from_tensor_slices((np.asarray(split.paths)[order],
+        dataset = tf.data.Dataset.from_tensor_slices((decoding.tf_paths(split.paths)[order],
                                                       np.asarray(split.labels)[order]))
         dataset = dataset.map(lambda path, label: (path, path, label))
     views = eval_views(dataset, isinstance(split, sources.Files), num_classes, size, fraction)
@@ -174,8 +174,8 @@ def _files(split, epochs):
     dataset = tf.data.Dataset.from_tensor_slices((paths_ph, labels_ph))
     if epochs:
         dataset = dataset.shuffle(len(split.paths), seed=epochs.seed, reshuffle_each_iteration=True)
-    return dataset.map(lambda path, label: (path, path, label)), {paths_ph: split.paths,
-                                                                  labels_ph: split.labels}
+    return dataset.map(lambda path, label: (path, path, label)), {
+        paths_ph: decoding.tf_paths(split.paths), labels_ph: split.labels}
 
 
 def _records(split, epochs):

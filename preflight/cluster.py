@@ -3,6 +3,7 @@
 train.py reads it before importing TensorFlow (the per-worker batch picks the CPU kernels and
 towers), so that a bad TF_CONFIG is one line, not a traceback from deep in gRPC.
 """
+import ipaddress
 import json
 import socket
 
@@ -56,6 +57,12 @@ def from_environment(environ):
     if len(set(workers)) != len(workers):
         raise UsageError('TF_CONFIG cluster.worker lists an address twice: %s'
                          % ', '.join(workers))
+    for i, first in enumerate(workers):
+        for second in workers[i + 1:]:
+            if _port(first) == _port(second) and _machine(first) & _machine(second):
+                raise UsageError('TF_CONFIG cluster.worker lists one worker twice: %s and %s are '
+                                 'the same machine and port; give each worker its own'
+                                 % (first, second))
     task = spec.get('task')
     if not isinstance(task, dict) or task.get('type', 'worker') != 'worker':
         raise UsageError('TF_CONFIG task is %s; set it to {"type": "worker", "index": I}, I from '
@@ -103,6 +110,23 @@ def peer_state(address, seconds=3.0):
             return 'stalled'
         except OSError:
             return 'gone'
+
+
+def _machine(address):
+    """The addresses a "host:port" names: its host resolved ('loopback' for every name and
+    address of this machine's loopback), or the name itself where it does not resolve."""
+    host = address.rpartition(':')[0].strip('[]')
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        found = {host.lower()}
+    machine = set()
+    for name in found:
+        try:
+            machine.add('loopback' if ipaddress.ip_address(name).is_loopback else name)
+        except ValueError:
+            machine.add(name)
+    return machine
 
 
 def _port(address):

@@ -90,6 +90,16 @@ def add_architecture_flags(parser):
                                                                config.DEFAULTS[key]))
 
 
+def add_data_flags(parser, purpose, keys=config.DATA_KEYS):
+    """`keys` of config.DATA_KEYS as flags of a program that reads a run's data for `purpose`:
+    None unless given, so that the run's own values fill in (run_files.data_settings)."""
+    for key in keys:
+        parser.add_argument('--' + key, type=flag_type(config.DEFAULTS[key]), default=None,
+                            choices=config.DATASETS if key == 'dataset' else None,
+                            help="%s: %s (default: the run's, from its config.json, else %r)"
+                                 % (purpose, HELP[key], config.DEFAULTS[key]))
+
+
 def architecture_overrides(args):
     return {k: getattr(args, k) for k in config.ARCHITECTURE_KEYS}
 

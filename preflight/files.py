@@ -2,15 +2,21 @@
 earlier version whole or the new one whole, whatever stops the writer (a full disk, a failed
 rename, Ctrl-C, a kill). Imports no TensorFlow."""
 import contextlib
+import errno
 import os
 import shutil
+import socket
 import tempfile
 
 
 def write_files(outputs):
     """Writes {path: bytes or str} all or nothing: every file goes to PATH.tmp first; only once
     all are written does each earlier file step aside to PATH.old and the new one take its place.
-    A failure (Ctrl-C included) puts the earlier files back and leaves no .tmp or .old behind."""
+    A failure (Ctrl-C included) puts the earlier files back and leaves no .tmp or .old behind;
+    a path that is a folder is an IsADirectoryError before anything is written."""
+    for path in outputs:
+        if os.path.isdir(path):  # would be moved aside, and the files written into its place
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
     pending, placed = [], []  # temporary files; (path, its earlier file's .old or None)
     try:
         for path, data in outputs.items():
@@ -54,11 +60,20 @@ def staged_folder(out_dir, prefix='.staging-', last=()):
     """Yields a hidden folder inside `out_dir` (made if need be) to write into; when the block
     ends, its entries move into `out_dir` (those named in `last` after the others, so that an
     index never points at files not yet in place). Other files of `out_dir` stay. On any
-    failure the hidden folder goes, and so do the folders this call made."""
+    failure the hidden folder goes, and so do the folders this call made; the hidden folders of
+    writers that were killed (named with their process id) go when the next one starts."""
     created, staging, done = topmost_missing(out_dir), None, False
     try:
         os.makedirs(out_dir, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=prefix, dir=out_dir)
+        # What a writer killed part way on this machine left (SIGKILL, power): its process is
+        # gone. A folder shared between machines keeps the others' (their ids mean nothing here).
+        host = socket.gethostname()
+        for name in os.listdir(out_dir):
+            pid, _, rest = name[len(prefix):].partition('@')
+            if name.startswith(prefix) and pid.isdigit() and rest.startswith(host + '-') \
+                    and not _alive(int(pid)):
+                shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
+        staging = tempfile.mkdtemp(prefix='%s%d@%s-' % (prefix, os.getpid(), host), dir=out_dir)
         yield staging
         for name in sorted(os.listdir(staging), key=lambda name: name in last):
             os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
@@ -68,3 +83,13 @@ def staged_folder(out_dir, prefix='.staging-', last=()):
             shutil.rmtree(staging, ignore_errors=True)
         if created and not done:
             shutil.rmtree(created, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True

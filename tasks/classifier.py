@@ -33,6 +33,9 @@ v1 = tf.compat.v1
 NAME = 'classify'
 BEST_METRIC = 'accuracy'
 
+# The graph collection of the variables the training step updates.
+TRAINED = 'trained_variables'
+
 # The frozen graph's node names (freeze_graph.py, deployment/models.py).
 INPUT_NODE = 'input'
 OUTPUT_NODE = 'MobilenetV1/Predictions/Reshape_1'
@@ -83,6 +86,13 @@ def training_step(cfg, images, labels, num_classes, global_step, lr, class_weigh
     if not trained:
         raise UsageError('--trainable_scopes %s holds no trainable variable (only batch-norm '
                          'statistics?)' % cfg['trainable_scopes'])
+    if scopes and not v1.get_collection(TRAINED):  # said once, not again for each replica
+        layers = sorted({'/'.join(v.op.name.split('/')[:2]) for v in trained})
+        print('Training %d of the %d model variables (--trainable_scopes %s): %s' % (
+            len(trained), len(model_variables), cfg['trainable_scopes'], ', '.join(layers)),
+            flush=True)
+    for variable in trained:
+        v1.add_to_collection(TRAINED, variable)
     # Label -1: an image that did not decode (pipelines/streamed.py), kept in place, counted
     # nowhere.
     valid = tf.cast(labels >= 0, tf.float32)

@@ -172,7 +172,7 @@ def test_a_killed_worker_stops_the_other_and_the_pair_resumes(tiny_cifar, tmp_pa
     killed_at = time.time()
     assert finish(processes) == [1, -9], log(tmp_path, 0)[-3000:]
     assert time.time() - killed_at < 15 + 60
-    lines = [line for line in log(tmp_path, 0).splitlines() if 'error' in line]
+    lines = [line for line in log(tmp_path, 0).splitlines() if 'train.py: error:' in line]
     assert lines[-1].startswith('train.py: error: lost worker 1 (localhost:%d) (' % ports[1])
     assert lines[-1].endswith('run the same command on every worker to resume')
     assert epochs_in(run) == [(1, 200)]
@@ -191,7 +191,7 @@ def test_a_stalled_worker_is_named_as_stalled(tiny_cifar, tmp_path):
         assert time.time() - stopped_at < 15 + 60
     finally:
         processes[1].kill()
-    lines = [line for line in log(tmp_path, 0).splitlines() if 'error' in line]
+    lines = [line for line in log(tmp_path, 0).splitlines() if 'train.py: error:' in line]
     assert lines[-1].startswith('train.py: error: lost worker 1 (localhost:%d), stalled (its port '
                                 'takes connections, its server does not answer' % ports[1])
     assert epochs_in(run) == [(1, 200)]
@@ -323,3 +323,30 @@ def test_a_batch_larger_than_a_workers_shards_is_one_line(capsys, tmp_path, monk
     assert err == ['train.py: error: --batch_size 20 gives each of the 2 workers 10 images a step, '
                    'more than the 8 records of the smallest worker\'s TFRecord shards; pass '
                    '--batch_size 16 or less']
+
+
+@pytest.mark.parametrize('case', ['lr', 'resume'])
+def test_workers_that_disagree_stop_before_the_first_step(tiny_cifar, tmp_path, case):
+    run = tmp_path / 'run'
+    argv = RUN + ['--epochs', '1', '--data_dir', str(tiny_cifar), '--ckpt_dir', str(run)]
+    if case == 'resume':
+        # The chief's folder holds a checkpoint; worker 1 is pointed at an empty one.
+        assert train.main(argv) == 0
+        other = argv[:-1] + [str(tmp_path / 'elsewhere')]
+        argv = argv[:argv.index('--epochs') + 1] + ['2'] + argv[argv.index('--epochs') + 2:]
+        other = other[:other.index('--epochs') + 1] + ['2'] + other[other.index('--epochs') + 2:]
+        expected = 'the run starts at step 3 on this worker (0), 0 on worker 1'
+    else:
+        other = argv + ['--lr', '0.5']
+        expected = '--lr 0.02 on this worker (0), 0.5 on worker 1'
+    first, ports = start_workers(tmp_path, argv, only=0)
+    second, _ = start_workers(tmp_path, other, ports=ports, only=1)
+    assert finish(first + second) == [2, 2], log(tmp_path, 0)[-2000:] + log(tmp_path, 1)[-2000:]
+    lines = [line for line in log(tmp_path, 0).splitlines() if 'train.py: error:' in line]
+    assert len(lines) == 1 and expected in lines[0], lines
+    assert 'every worker must train with the same settings' in lines[0]
+    # Nothing written: no step was taken, no config.json of the disagreeing run.
+    if case == 'lr':
+        assert not run.exists() or not os.listdir(run)
+    else:
+        assert epochs_in(run) == [(1, 3)]

@@ -364,10 +364,12 @@ def a_tflite(path, input_shape, classes):
 
 def test_a_tflite_model_of_another_size_and_class_count(capsys, tiny_cifar, tmp_path):
     other = a_tflite(tmp_path / 'other.tflite', [1, 64, 64, 3], 5)
-    assert predict.main([other, a_photo(tmp_path)]) == 0
+    # A float model of no .json and no TFLite metadata: the flag says how it takes pixels.
+    assert predict.main([other, a_photo(tmp_path), '--normalization', 'inception']) == 0
     top = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]['top_k']
     assert {t['label'] for t in top} <= {'class_%d' % i for i in range(5)}
-    assert evaluate.main([other, '--data_dir', str(tiny_cifar)]) == 2
+    assert evaluate.main([other, '--data_dir', str(tiny_cifar), '--normalization',
+                          'inception']) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ['evaluate.py: error: %s has 5 classes, CIFAR-10 10: score it on the data it '
                    'was trained for (--dataset, --data_dir)' % other]

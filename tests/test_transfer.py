@@ -64,7 +64,7 @@ def test_a_scope_that_names_nothing_is_one_line(capsys, tiny_cifar, tmp_path):
                                                     ['--load_pretrain', '1'])):
         assert train.main(SMALL + more + ['--data_dir', str(tiny_cifar), '--ckpt_dir',
                                           str(tmp_path), flag,
-                                          'MobilenetV1/Logit,MobilenetV1/Conv2d_99']) == 2
+                                          'MobilenetV1/Logits,MobilenetV1/Conv2d_99']) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err == ['train.py: error: %s MobilenetV1/Conv2d_99 names no variable of the model; '
                        'scopes look like MobilenetV1/Logits, MobilenetV1/Conv2d_13_pointwise or '

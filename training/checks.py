@@ -1,5 +1,8 @@
 """Checks of a run's settings that would otherwise fail deep inside TensorFlow, or train on NaN."""
+import glob
 import math
+import os
+import re
 
 import config
 import data_utils
@@ -82,3 +85,22 @@ def check_config(cfg):
         raise UsageError('--seed must be from 0 to %d, got %d' % (2 ** 32 - 1, cfg['seed']))
     if cfg['load_pretrain'] and not cfg['pretrain_path']:
         raise UsageError('--load_pretrain 1 needs --pretrain_path (a checkpoint prefix or folder)')
+    check_pretrain_path(cfg)
+
+
+def check_pretrain_path(cfg):
+    """Before the data loads: a --pretrain_path that is no file or folder at all, for a run
+    that will start from it (one with checkpoints resumes, and ignores it). What is there is
+    read, and refused if damaged, when the weights are restored."""
+    path = cfg['pretrain_path']
+    if not cfg['load_pretrain'] or glob.glob(os.path.join(glob.escape(cfg['ckpt_dir']),
+                                                          '*.index')):
+        return
+    prefix = re.sub(r'\.(index|data-\d+-of-\d+)$', '', path)
+    if not (os.path.isdir(path) or os.path.exists(prefix + '.index')
+            or path.endswith(('.pb', '.tflite')) and os.path.isfile(path)):
+        # The newest checkpoint the path is the start of (model.ckpt-10 after model.ckpt-9).
+        near = [p[:-len('.index')] for p in glob.glob(glob.escape(prefix) + '*.index')]
+        raise UsageError('--pretrain_path %s: no such checkpoint (a prefix with its .index file, '
+                         'or a folder of checkpoints)%s' % (path, '; did you mean %s?' % max(
+                             near, key=lambda p: (len(p), p)) if near else ''))

@@ -52,16 +52,17 @@ def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, 
 
 
 def scope_list(text):
-    """slim's comma-separated scope prefixes as a list; '' is None (every variable)."""
+    """slim's comma-separated scopes as a list (matched as mobilenet.in_scopes matches them);
+    '' is None (every variable)."""
     scopes = [scope.strip() for scope in text.split(',') if scope.strip()]
     return scopes or None
 
 
 def check_scopes(flag, text, variables):
-    """UsageError for a prefix of `flag` that names no model variable (a typo trains all)."""
+    """UsageError for a scope of `flag` that names no model variable (a typo trains all)."""
     names = [v.op.name for v in variables]
     for scope in scope_list(text) or []:
-        if not any(name.startswith(scope) for name in names):
+        if not any(mobilenet.in_scopes(name, [scope]) for name in names):
             raise UsageError('--%s %s names no variable of the model; scopes look like '
                              'MobilenetV1/Logits, MobilenetV1/Conv2d_13_pointwise or '
                              'MobilenetV1/Conv2d_1' % (flag, scope))

@@ -8,6 +8,8 @@ split scored, how TFRecord shards are dealt between workers, one machine's repli
 freezes the lot. The plan is what config.json saves.
 """
 import collections.abc
+import hashlib
+import json
 import types
 
 from datasets import decoding
@@ -38,6 +40,20 @@ class Plan(collections.abc.Mapping):
         """What config.json keeps: the run's settings, without this process's place in it."""
         return {k: v for k, v in self._values.items() if k not in ('chief', 'worker_index')}
 
+    def shared(self):
+        """What every worker of a cluster must share: the saved settings but each machine's own
+        choices and paths, the class names as their count and a digest."""
+        shared = {k: v for k, v in self.saved().items() if k not in MACHINE_KEYS}
+        names = json.dumps(shared.pop('label_names')).encode('utf-8')
+        shared['classes'] = '%d, digest %s' % (len(self['label_names']),
+                                               hashlib.sha1(names).hexdigest()[:12])
+        return shared
+
+
+# Settings each machine of a cluster resolves for itself, or names its own way.
+MACHINE_KEYS = ('cpu', 'onednn', 'pointwise', 'towers', 'replica_devices', 'data_dir', 'ckpt_dir',
+                'cifar_archive')
+
 
 def resolve(settled, task, place=None):
     """(Plan, data) for `settled` (cpu_kernels.settle's dict), the `task` (tasks.classifier)
@@ -63,6 +79,9 @@ def describe(plan, place=None):
             if sizes[split]),
         'the %s split' % scored if scored else
         'nothing (no validation or test split: pass --val_size N to hold some images out)')]
+    if plan['nested_images']:
+        lines[0] += ('; %d of the images are in subfolders of class folders, each counted in '
+                     'its class' % plan['nested_images'])
     if place:
         lines.append('Worker %d of %d (%s%s): %d images of each batch of %d' % (
             place.index, place.size, place.address, ', the chief' if place.is_chief else '',

@@ -12,6 +12,7 @@ import tensorflow as tf
 from checkpoints import reading
 from checkpoints import run_files
 import config
+import mobilenet
 from preflight import errors
 from preflight.errors import UsageError
 from training import model
@@ -107,9 +108,12 @@ def start(sess, g, plan, latest, damaged, initialize):
         note = ' (--load_pretrain ignored: the run has checkpoints)' if plan['load_pretrain'] else ''
         print('Resuming from %s%s' % (latest, note), flush=True)
     elif plan['load_pretrain']:
-        left_out = [v.op.name for v in g.model_variables
-                    if any(v.op.name.startswith(s) for s in excluded)]
+        left_out = [v.op.name for v in g.model_variables if mobilenet.in_scopes(v.op.name, excluded)]
         kept = [v for v in g.model_variables if v.op.name not in left_out]
+        if not kept:
+            raise UsageError('--checkpoint_exclude_scopes %s leaves no variable to restore from '
+                             '--pretrain_path; exclude the layers to train anew, such as '
+                             'MobilenetV1/Logits' % plan['checkpoint_exclude_scopes'])
         try:
             prefix, restored, skipped = reading.restore_matching(sess, kept, plan['pretrain_path'])
         except errors.ModelError as e:

@@ -22,7 +22,7 @@ def load_data(cfg):
     splits = factory.load(cfg['dataset'], cfg['data_dir'], cfg['val_size'], cfg['test_size'],
                           cfg['seed'], cfg['cifar_archive'])
     names = splits['label_names']
-    data = dict(label_names=names)
+    data = dict(label_names=names, nested_images=splits.get('nested', 0))
     for split in ('train', 'val', 'test'):
         source = splits[split]
         if isinstance(source, sources.Arrays):
@@ -62,8 +62,9 @@ def facts(cfg, data):
     the steps of an epoch, the split reported (the test split where there is one) and the one
     best/ is chosen on (the validation split), and how streamed TFRecords are dealt between
     workers (train_shards: how many there are, 0 for other data; worker_shards: [shards,
-    records] of each worker where each reads its own, else None). UsageError for data without
-    a training image, or a batch it cannot fill."""
+    records] of each worker where each reads its own, else None), and how many images of a
+    folder dataset are in subfolders of class folders. UsageError for data without a training
+    image, or a batch it cannot fill."""
     sizes = {split: split_size(data, split) for split in ('train', 'val', 'test')}
     if not sizes['train']:
         raise UsageError('--data_dir %s: no training image decodes' % cfg['data_dir'])
@@ -88,7 +89,7 @@ def facts(cfg, data):
                 scored_split='test' if sizes['test'] else 'val' if sizes['val'] else None,
                 best_on='val' if sizes['val'] else 'test' if sizes['test'] else None,
                 train_shards=len(train.shards) if streamed_records else 0,
-                worker_shards=worker_shards)
+                worker_shards=worker_shards, nested_images=data.get('nested_images', 0))
 
 
 def input_pipeline(cfg, data, split, num_classes, training, worker=(0, 1)):

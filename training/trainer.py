@@ -24,6 +24,7 @@ from checkpoints import reading
 from checkpoints import run_files
 from datasets import decoding
 from distribution import strategies
+from preflight import files
 from preflight.errors import Diverged, UsageError
 from training import optimization
 from training import resume
@@ -78,8 +79,12 @@ def train(plan, data, task, place=None):
         session = (v1.Session(worker.target, config=worker.config) if worker
                    else v1.Session(config=session_config))
         with session as sess:
-            resume.start(sess, g, plan, latest, damaged,
-                         functools.partial(guarded, sess, worker, starting=True))
+            starting = functools.partial(guarded, sess, worker, starting=True)
+            resume.start(sess, g, plan, latest, damaged, starting)
+            if place:
+                # Before the first step and the first write: workers apart would drift.
+                strategies.check_agreement(starting, strategy, dict(
+                    plan.shared(), start_step=int(sess.run(g.global_step))), place)
             if chief:
                 run_files.write_config(config_path, plan.saved())
             writer = v1.summary.FileWriter(ckpt_dir) if chief else None
@@ -99,6 +104,27 @@ def guarded(sess, worker, fetches, feed_dict=None, starting=False):
         return sess.run(fetches, feed_dict, options=worker.run_options)
     except strategies.PEER_ERRORS as e:
         raise worker.lost(e, starting) from e
+
+
+# In a run's folder: every image skipped because it did not decode, and why, a line each.
+SKIPPED_FILE = 'skipped_images.txt'
+
+# Skipped images named on the console at the end of an epoch; the rest are in SKIPPED_FILE.
+SKIPPED_SHOWN = 10
+
+
+def report_skipped(skipped, fresh, path=None):
+    """A line on the images of `fresh` (names in `skipped`, {name: why}) first skipped this epoch,
+    SKIPPED_SHOWN of them named; with a `path`, the whole list written there."""
+    shown = '; '.join('%s (%s)' % (name, skipped[name]) for name in fresh[:SKIPPED_SHOWN])
+    if path:
+        with run_files.writing(path):
+            files.write_files({path: ''.join('%s\t%s\n' % (name, skipped[name])
+                                             for name in sorted(skipped))})
+    more = len(fresh) - SKIPPED_SHOWN
+    print('Skipped %d image(s) that do not decode (%d in all): %s%s' % (
+        len(fresh), len(skipped), shown, '; and %d more%s' % (
+            more, ', all in %s' % path if path else '') if more > 0 else ''), flush=True)
 
 
 @contextlib.contextmanager
@@ -128,6 +154,7 @@ def train_loop(plan, task, sess, g, writer, worker=None, latest=None):
     ckpt_dir, steps_per_epoch, chief = plan['ckpt_dir'], plan['steps_per_epoch'], plan['chief']
     prefix = os.path.join(ckpt_dir, 'model.ckpt')
     metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
+    skipped_path = os.path.join(ckpt_dir, SKIPPED_FILE)
     # Python holds the committed state, what the last checkpoint says; the graph counts steps.
     epoch, step_in_epoch, best, seconds, wall_before = sess.run(
         [g.epoch, g.step_in_epoch, g.best_score, g.train_seconds, g.wall_seconds])
@@ -194,12 +221,11 @@ def train_loop(plan, task, sess, g, writer, worker=None, latest=None):
                 record.update(train_graph.score(sess, g))
             skipped = decoding.skipped_images()
             if skipped:
-                record.update(skipped_images=len(skipped), skipped_files=sorted(skipped))
+                # Each line names the images first skipped in its epoch; the file, all of them.
                 fresh = sorted(set(skipped) - reported)
+                record.update(skipped_images=len(skipped), skipped_files=fresh)
                 if fresh:
-                    print('Skipped %d image(s) that do not decode (%d in all): %s' % (
-                        len(fresh), len(skipped),
-                        '; '.join('%s (%s)' % (n, skipped[n]) for n in fresh)), flush=True)
+                    report_skipped(skipped, fresh, skipped_path if chief else None)
                 reported.update(fresh)
             selection = record.get('%s_%s' % (plan['best_on'], task.BEST_METRIC))
             selection = best if selection is None else selection
