@@ -335,8 +335,6 @@ def normalize(images, mode):
     OpenCV's dnn importer fails on per-channel broadcast arithmetic but
     imports Conv2D + BiasAdd fine.
     """
-    if mode not in _NORMALIZATIONS:
-        raise ValueError("normalize: mode must be 'cifar' or 'inception', got %r" % (mode,))
     scale, offset = normalization(mode)
     with tf.name_scope('preprocess'):
         kernel = tf.constant(np.diag(scale).reshape(1, 1, 3, 3), tf.float32, name='scale')

@@ -219,8 +219,10 @@ def evaluate(args):
         '%d of the ' % len(labels) if skipped else '', splits[split].num_images, split,
         ' (flip TTA)' if args.flip_tta else '', images_per_sec))
     if skipped:
-        print('Skipped %d image(s) that do not decode: %s' % (len(skipped), '; '.join(
-            '%s (%s)' % (name, why) for name, why in sorted(skipped.items()))))
+        names_shown = sorted(skipped)[:10]
+        print('Skipped %d image(s) that do not decode: %s%s' % (len(skipped), '; '.join(
+            '%s (%s)' % (name, skipped[name]) for name in names_shown), '; and %d more (the JSON '
+            "line's skipped_files lists all)" % (len(skipped) - 10) if len(skipped) > 10 else ''))
     if latency is not None:
         print('batch-1 latency %.2f ms (median of %d)' % (latency, timed))
     agreement = None

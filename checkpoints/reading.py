@@ -14,6 +14,9 @@ v1 = tf.compat.v1
 # The subfolder of a run's ckpt_dir that keeps its best-scoring checkpoint.
 BEST_FOLDER = 'best'
 
+# What a checkpoint prefix becomes on disk: PREFIX.index and PREFIX.data-00000-of-0000N.
+FILE_SUFFIX = re.compile(r'\.(index|data-\d+-of-\d+)$')
+
 
 def checkpoint_prefix(path):
     """The checkpoint prefix for a prefix, a .index/.data file, or a folder: its newest intact
@@ -26,9 +29,7 @@ def checkpoint_prefix(path):
         if not prefix:
             raise errors.ModelError('%s: no checkpoint in this folder (no model.ckpt-N.index)' % path)
         return prefix
-    for suffix in ('.index', '.data-00000-of-00001'):
-        if path.endswith(suffix):
-            path = path[:-len(suffix)]
+    path = FILE_SUFFIX.sub('', path)
     if not os.path.exists(path + '.index'):
         if path.endswith(('.pb', '.tflite')) and os.path.isfile(path):
             raise errors.ModelError('%s: a frozen model, not a checkpoint; pass a checkpoint prefix '

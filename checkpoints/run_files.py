@@ -4,7 +4,6 @@ import fcntl
 import io
 import json
 import os
-import shutil
 
 import tensorflow as tf
 
@@ -41,8 +40,8 @@ def data_settings(run, given):
     `run` ({} if none): each value `given` (not None), else the run's, else the default. The
     run's split settings hold for the run's own data only: `given` another dataset or folder,
     its splits are the flags' alone."""
-    own = all(given.get(key) is None or key in run and os.path.normpath(str(given[key])) ==
-              os.path.normpath(str(run[key])) for key in ('dataset', 'data_dir'))
+    own = all(given.get(key) is None or key in run and os.path.realpath(str(given[key])) ==
+              os.path.realpath(str(run[key])) for key in ('dataset', 'data_dir'))
     source = run if own else {}
     return {key: given[key] if given.get(key) is not None else source.get(key, config.DEFAULTS[key])
             for key in config.DATA_KEYS}
@@ -130,7 +129,8 @@ def run_folder(ckpt_dir, chief=True):
             except OSError:
                 only_the_lock = False
             if only_the_lock:
-                shutil.rmtree(created, ignore_errors=True)
+                os.remove(path)
+                files.remove_made(ckpt_dir, created)
 
 
 def write_config(path, values):

@@ -14,7 +14,8 @@ from preflight.errors import UsageError
 
 
 def load(name, data_dir, val_size=0, test_size=0, seed=0, cifar_archive=None, test_only=False):
-    """{'train', 'val', 'test': the split, 'label_names'}: CIFAR-10's splits as sources.Arrays
+    """{'train', 'val', 'test': the split, 'label_names'} (and for a folder, 'nested': its images
+    in subfolders of class folders): CIFAR-10's splits as sources.Arrays
     (downloaded first if need be, `val_size` training images held out, seeded), a folder's
     as sources.Files (`val_size` and `test_size` carved where it has no folders for them),
     TFRecords' as sources.Records. `test_only`: CIFAR-10's training batches are not read, and

@@ -29,7 +29,7 @@ def load_folder(root, val_size=0, test_size=0, seed=0):
     splits = {}
     for split in ('train', 'val', 'test'):
         folder, listing = folders[split], listings[split]
-        extra = sorted(set(listing) - set(names))
+        extra = sorted(set(listing) - set(names))  # the training folder's are the names
         if extra:
             raise DataError('%s: class folder(s) %s not in the training set'
                             % (folder, ', '.join(extra)))

@@ -236,19 +236,20 @@ def _pixel_mapping(path, details, metadata, normalization):
     says what the pixels mean) or freeze_graph.py's float models (their .json: normalization in
     the graph). Else --normalization, else the NormalizationOptions of the model's own TFLite
     metadata; ModelError when nothing says it."""
+    if metadata.get('preprocessing', {}).get('in_graph'):
+        return None
     if details['dtype'] == np.uint8 and normalization is None:
         return None
     if normalization is not None:
         return data_utils.normalization(normalization)
-    if metadata.get('preprocessing', {}).get('in_graph'):
-        return None
     embedded = tflite_normalization(path)
     if embedded is not None:
         mean, std = (np.asarray(v, np.float32) for v in embedded)
         return 1.0 / std, -mean / std
     raise ModelError('%s: takes %s input, and neither the .json freeze_graph.py writes beside its '
-                     'models nor TFLite metadata says how pixels map to it; pass --normalization '
-                     'inception (pixels to [-1, 1], as published ImageNet models) or cifar'
+                     'models (put it back beside a model of ours) nor TFLite metadata says how '
+                     'pixels map to it; pass --normalization inception (pixels to [-1, 1], as '
+                     'published ImageNet models) or cifar'
                      % (path, np.dtype(details['dtype']).name))
 
 

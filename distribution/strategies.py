@@ -86,7 +86,9 @@ def check_agreement(run, strategy, settings, cluster):
             lambda: tf.distribute.get_replica_context().all_gather(mine[None], axis=0)))[0]
     codes = np.zeros(SETTINGS_BYTES, np.int32)
     codes[:len(text)] = np.frombuffer(text, np.uint8)
-    for index, row in enumerate(run(gathered, {mine: codes})):
+    # A row for each replica: the worker's GPUs, or its CPU.
+    rows = run(gathered, {mine: codes})[::len(strategy.extended.worker_devices)]
+    for index, row in enumerate(rows):
         theirs = json.loads(bytes(row[:np.count_nonzero(row)].astype(np.uint8)))
         for key in sorted(set(settings) | set(theirs)):
             if theirs.get(key) != settings.get(key):

@@ -57,9 +57,11 @@ def from_environment(environ):
     if len(set(workers)) != len(workers):
         raise UsageError('TF_CONFIG cluster.worker lists an address twice: %s'
                          % ', '.join(workers))
+    machines = [_machine(w) if [_port(v) for v in workers].count(_port(w)) > 1 else set()
+                for w in workers]
     for i, first in enumerate(workers):
-        for second in workers[i + 1:]:
-            if _port(first) == _port(second) and _machine(first) & _machine(second):
+        for j, second in enumerate(workers[i + 1:], i + 1):
+            if _port(first) == _port(second) and machines[i] & machines[j]:
                 raise UsageError('TF_CONFIG cluster.worker lists one worker twice: %s and %s are '
                                  'the same machine and port; give each worker its own'
                                  % (first, second))

@@ -85,9 +85,11 @@ def add_architecture_flags(parser):
     """Flags that describe a checkpoint with no config.json beside it."""
     for key in config.ARCHITECTURE_KEYS:
         parser.add_argument('--' + key, type=flag_type(config.DEFAULTS[key]), default=None,
-                            help='checkpoints only: %s (default: from the config.json saved with '
-                                 'the checkpoint, else %r)' % (HELP[key],
-                                                               config.DEFAULTS[key]))
+                            help='%s: %s (default: from the config.json saved with the '
+                                 'checkpoint, else %r)' % (
+                                     'checkpoints, and .tflite models that do not say it'
+                                     if key == 'normalization' else 'checkpoints only',
+                                     HELP[key], config.DEFAULTS[key]))
 
 
 def add_data_flags(parser, purpose, keys=config.DATA_KEYS):

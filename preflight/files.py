@@ -60,9 +60,10 @@ def staged_folder(out_dir, prefix='.staging-', last=()):
     """Yields a hidden folder inside `out_dir` (made if need be) to write into; when the block
     ends, its entries move into `out_dir` (those named in `last` after the others, so that an
     index never points at files not yet in place). Other files of `out_dir` stay. On any
-    failure the hidden folder goes, and so do the folders this call made; the hidden folders of
-    writers that were killed (named with their process id) go when the next one starts."""
-    created, staging, done = topmost_missing(out_dir), None, False
+    failure the hidden folder goes, and what had moved out of it, and the folders this call made
+    that are left empty; the hidden folders of writers that were killed (named with their
+    process id) go when the next one starts."""
+    created, staging, done, moved = topmost_missing(out_dir), None, False, []
     try:
         os.makedirs(out_dir, exist_ok=True)
         # What a writer killed part way on this machine left (SIGKILL, power): its process is
@@ -70,19 +71,35 @@ def staged_folder(out_dir, prefix='.staging-', last=()):
         host = socket.gethostname()
         for name in os.listdir(out_dir):
             pid, _, rest = name[len(prefix):].partition('@')
-            if name.startswith(prefix) and pid.isdigit() and rest.startswith(host + '-') \
+            if name.startswith(prefix) and pid.isdigit() and rest.rpartition('-')[0] == host \
                     and not _alive(int(pid)):
                 shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
         staging = tempfile.mkdtemp(prefix='%s%d@%s-' % (prefix, os.getpid(), host), dir=out_dir)
         yield staging
         for name in sorted(os.listdir(staging), key=lambda name: name in last):
             os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+            moved.append(os.path.join(out_dir, name))
         done = True
     finally:
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
-        if created and not done:
-            shutil.rmtree(created, ignore_errors=True)
+        if not done:
+            for path in moved:  # what an interrupt while the entries moved left half-published
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+            if created:
+                remove_made(out_dir, created)
+
+
+def remove_made(path, created):
+    """Removes the folder `path` and each above it up to `created` (topmost_missing's) while
+    they are empty: another writer may have put something there meanwhile."""
+    folder = os.path.abspath(path)
+    while len(folder) >= len(created):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        folder = os.path.dirname(folder)
 
 
 def _alive(pid):

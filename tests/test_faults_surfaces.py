@@ -604,3 +604,35 @@ def test_a_full_disk_is_named_not_the_python_line_tensorflow_quotes():
                    'of-00001.data-00000-of-00001.tempstate9; No space left on device\n\t '
                    '[[{{node save/SaveV2}}]]')
     assert reading.first_line(SaveFailed()).endswith('; No space left on device')
+
+
+def test_a_refused_run_leaves_a_sibling_made_meanwhile(tmp_path):
+    from checkpoints import run_files
+    runs = tmp_path / 'runs'
+    with pytest.raises(errors.UsageError):
+        with run_files.run_folder(str(runs / 'a')):
+            (runs / 'b').mkdir()  # another training, started beside it in the folder both made
+            (runs / 'b' / 'train.lock').write_text('1')
+            raise errors.UsageError('refused')
+    assert sorted(os.listdir(runs)) == ['b']
+
+
+def test_the_runs_own_data_named_another_way_keeps_its_splits(capsys, folder_run):
+    run, photos = folder_run
+    capsys.readouterr()
+    assert evaluate.main([str(run), '--data_dir', os.path.relpath(photos.resolve())]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result['split'] == 'test' and result['num_images'] == 5
+
+
+def test_our_own_tflite_is_not_normalized_twice(capsys, tmp_path, folder_run):
+    run, photos = folder_run
+    frozen = tmp_path / 'frozen' / 'model.pb'
+    assert freeze_graph.main(['--ckpt', str(run), '--output', str(frozen)]) == 0
+    photo = str(sorted((photos / 'cat').glob('*.png'))[0])
+    capsys.readouterr()
+    tops = []
+    for flags in ([], ['--normalization', 'inception']):
+        assert predict.main([str(frozen.with_suffix('.tflite')), photo] + flags) == 0
+        tops.append(class0(capsys))
+    assert tops[0] == tops[1]

@@ -2,8 +2,8 @@
 import glob
 import math
 import os
-import re
 
+from checkpoints import reading
 import config
 import data_utils
 from datasets import sources
@@ -96,7 +96,7 @@ def check_pretrain_path(cfg):
     if not cfg['load_pretrain'] or glob.glob(os.path.join(glob.escape(cfg['ckpt_dir']),
                                                           '*.index')):
         return
-    prefix = re.sub(r'\.(index|data-\d+-of-\d+)$', '', path)
+    prefix = reading.FILE_SUFFIX.sub('', path)
     if not (os.path.isdir(path) or os.path.exists(prefix + '.index')
             or path.endswith(('.pb', '.tflite')) and os.path.isfile(path)):
         # The newest checkpoint the path is the start of (model.ckpt-10 after model.ckpt-9).

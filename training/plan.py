@@ -52,7 +52,7 @@ class Plan(collections.abc.Mapping):
 
 # Settings each machine of a cluster resolves for itself, or names its own way.
 MACHINE_KEYS = ('cpu', 'onednn', 'pointwise', 'towers', 'replica_devices', 'data_dir', 'ckpt_dir',
-                'cifar_archive')
+                'cifar_archive', 'pretrain_path')
 
 
 def resolve(settled, task, place=None):
