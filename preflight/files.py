@@ -59,11 +59,11 @@ def topmost_missing(path):
 def staged_folder(out_dir, prefix='.staging-', last=()):
     """Yields a hidden folder inside `out_dir` (made if need be) to write into; when the block
     ends, its entries move into `out_dir` (those named in `last` after the others, so that an
-    index never points at files not yet in place). Other files of `out_dir` stay. On any
-    failure the hidden folder goes, and what had moved out of it, and the folders this call made
-    that are left empty; the hidden folders of writers that were killed (named with their
-    process id) go when the next one starts."""
-    created, staging, done, moved = topmost_missing(out_dir), None, False, []
+    index never points at files not yet in place; each entry moves whole). Other files of
+    `out_dir` stay. On any failure the hidden folder goes, and so do the folders this call made
+    that are left empty; the hidden folders of writers that were killed (named with their process
+    id) go when the next one starts."""
+    created, staging, done = topmost_missing(out_dir), None, False
     try:
         os.makedirs(out_dir, exist_ok=True)
         # What a writer killed part way on this machine left (SIGKILL, power): its process is
@@ -78,16 +78,12 @@ def staged_folder(out_dir, prefix='.staging-', last=()):
         yield staging
         for name in sorted(os.listdir(staging), key=lambda name: name in last):
             os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
-            moved.append(os.path.join(out_dir, name))
         done = True
     finally:
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
-        if not done:
-            for path in moved:  # what an interrupt while the entries moved left half-published
-                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
-            if created:
-                remove_made(out_dir, created)
+        if created and not done:
+            remove_made(out_dir, created)
 
 
 def remove_made(path, created):
