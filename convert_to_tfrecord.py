@@ -38,6 +38,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.shards < 1:
         parser.error('--shards must be 1 or more, got %d' % args.shards)
+    if not 0 <= args.seed < 2 ** 32:
+        parser.error('--seed must be from 0 to 4294967295, got %d' % args.seed)
     words = [w for words in sources.SPLIT_NAMES.values() for w in words
              if re.search(r'(^|[_.-])%s([_.-]|$)' % w, args.name)]
     if words or not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]*', args.name):
@@ -50,7 +52,8 @@ def main(argv=None):
     if not inside.startswith(os.pardir):
         parser.error('%s is inside %s: its shards would join the images read; pass a folder '
                      'outside it' % (args.out_dir, args.data_dir))
-    return errors.run_program('convert_to_tfrecord.py', lambda: _convert(args))
+    return errors.run_program('convert_to_tfrecord.py', lambda: _convert(args),
+                              terminate=True)  # SIGTERM cleans up as Ctrl-C does
 
 
 def _convert(args):

@@ -184,9 +184,23 @@ def evaluate(args):
     # CIFAR-10 is scored on its test_batch alone: the training batches are not read.
     splits = factory.load(dataset, data_dir, data['val_size'], data['test_size'], data['seed'],
                           data['cifar_archive'] or None, test_only=dataset == 'cifar10')
+    own = model.run.get('dataset') == dataset and 'data_dir' in model.run and \
+        os.path.realpath(model.run['data_dir']) == os.path.realpath(data_dir)
+    if own and model.run.get('held_out') and splits.get('held_out') != model.run['held_out']:
+        print('Note: images were added to or removed from %s since the run was trained: its '
+              '--val_size/--test_size carve other held-out images now, some it trained on'
+              % data_dir, flush=True)
     split = args.split
     if split == 'auto':
-        split = next((s for s in ('test', 'val') if splits[s].num_images), 'train')
+        split = next((s for s in ('test', 'val') if splits[s].num_images), None)
+        if split is None and dataset != 'folder':
+            raise errors.DataError('%s: no test or validation split; pass --split train to score '
+                                   'the training split' % data_dir)
+        if split is None:
+            split = 'train'  # a folder of class folders: every image
+            if own:
+                print('Note: %s holds no held-out images: all of them are scored, the ones the '
+                      'run trained on' % data_dir, flush=True)
     if not splits[split].num_images:
         raise errors.DataError('%s: no %s split' % (data_dir, split))
     names = list(splits['label_names'])

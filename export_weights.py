@@ -18,6 +18,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from preflight import command_line
 from preflight import cpu_kernels
 from preflight import errors
+from preflight import files
 
 
 def main(argv=None):
@@ -27,10 +28,14 @@ def main(argv=None):
     parser.add_argument('--float16', action='store_true', help='store the conv weights as float16')
     command_line.add_architecture_flags(parser)
     args = parser.parse_args(argv)
-    return errors.run_program('export_weights.py', lambda: export_weights(args))
+    return errors.run_program('export_weights.py', lambda: export_weights(args),
+                              terminate=True)  # SIGTERM cleans up as Ctrl-C does
 
 
 def export_weights(args):
+    blocker = files.file_in_the_way(args.out_dir)
+    if blocker:
+        raise errors.UsageError('out_dir %s: %s is a file, not a folder' % (args.out_dir, blocker))
     cpu_kernels.import_tensorflow()  # only once the flags are good
     import tensorflow as tf
     from checkpoints import reading

@@ -66,9 +66,17 @@ def parse_args(argv=None):
 
 
 def freeze_graph(args):
+    # Found now, not after freezing and converting.
+    if os.path.isdir(args.output):
+        raise errors.UsageError('--output %s is a folder; name the .pb file to write'
+                                % args.output)
+    blocker = files.file_in_the_way(os.path.dirname(args.output))
+    if blocker:
+        raise errors.UsageError('--output %s: %s is a file, not a folder' % (args.output, blocker))
     cpu_kernels.import_tensorflow()  # only once the flags are good
     from checkpoints import reading
     from checkpoints import run_files
+    from datasets import decoding
     from deployment import freezing
     from deployment import models
     from tasks import classifier
@@ -78,11 +86,15 @@ def freeze_graph(args):
         raise errors.ModelError('%s: has %d classes, not --num_classes %d'
                                 % (prefix, num_classes, args.num_classes))
     cfg, run = models.resolve_checkpoint_config(prefix, command_line.architecture_overrides(args))
-    labels = models.label_names(run.get('label_names'), num_classes)
+    labels = models.label_names(prefix, run.get('label_names'), num_classes)
     calibration = None
     if 'int8' in args.tflite_kinds:
         calibration = freezing.calibration_set(run_files.data_settings(run, vars(args)),
                                                args.calibration_images, cfg)
+        skipped = decoding.skipped_images()
+        if skipped:
+            print('Calibration skipped %d image(s) that do not decode: %s' % (len(skipped), '; '.join(
+                '%s (%s)' % (name, skipped[name]) for name in sorted(skipped)[:10])), flush=True)
     graph_def = freezing.freeze(prefix, cfg, num_classes)
     # Everything is made before anything is written: a failure leaves no mix of old and new files.
     stem = os.path.splitext(args.output)[0]
@@ -112,7 +124,8 @@ def freeze_graph(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    return errors.run_program('freeze_graph.py', lambda: freeze_graph(args))
+    return errors.run_program('freeze_graph.py', lambda: freeze_graph(args),
+                              terminate=True)  # SIGTERM cleans up as Ctrl-C does
 
 
 if __name__ == '__main__':

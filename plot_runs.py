@@ -17,26 +17,33 @@ from preflight import errors
 
 
 def read_metrics(path):
-    """The epochs of a metrics.jsonl that have a test accuracy. A line cut short by a crash
-    mid-write is skipped, as train.py skips it on resume."""
+    """The epochs of a metrics.jsonl that have a test accuracy. The last line cut short by a
+    crash mid-write is skipped, as train.py skips it on resume; any other line that does not
+    parse is damage, named."""
     records = []
     with open(path) as f:
-        for number, line in enumerate(f, 1):
-            try:
-                record = json.loads(line)
-            except ValueError:
+        lines = f.readlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if number == len(lines) and not line.endswith('\n'):
                 continue
-            if not isinstance(record, dict):
-                raise ValueError('line %d is not a metrics record' % number)
-            if 'test_accuracy' in record:
-                if 'wall_seconds' not in record and 'train_seconds' not in record:
-                    raise ValueError('line %d has no wall_seconds or train_seconds' % number)
-                for key in ('test_accuracy', 'test_accuracy_tta', 'wall_seconds', 'train_seconds'):
-                    if key in record and not _is_number(record[key]):
-                        raise ValueError('line %d: %s is %s, not a %snumber' % (
-                            number, key, json.dumps(record[key]),
-                            'finite ' if isinstance(record[key], float) else ''))
-                records.append(record)
+            raise ValueError('line %d is not a JSON metrics record: %r' % (
+                number, line[:60])) from None
+        if not isinstance(record, dict):
+            raise ValueError('line %d is not a metrics record' % number)
+        if 'test_accuracy' in record:
+            if 'wall_seconds' not in record and 'train_seconds' not in record:
+                raise ValueError('line %d has no wall_seconds or train_seconds' % number)
+            for key in ('test_accuracy', 'test_accuracy_tta', 'wall_seconds', 'train_seconds'):
+                if key in record and not _is_number(record[key]):
+                    raise ValueError('line %d: %s is %s, not a %snumber' % (
+                        number, key, json.dumps(record[key]),
+                        'finite ' if isinstance(record[key], float) else ''))
+            records.append(record)
     return records
 
 

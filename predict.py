@@ -50,7 +50,7 @@ def predict(args):
     batch = models.photo_views([read_image(path) for path in args.images],
                                model.input_size, model.central_fraction)
     probs = model.predict(batch)
-    names = models.label_names(model.labels, probs.shape[1])
+    names = models.label_names(args.model, model.labels, probs.shape[1])
     results = []
     for path, row in zip(args.images, probs):
         top = np.argsort(-row, kind='stable')[:args.top_k]  # ties in class order, as argmax

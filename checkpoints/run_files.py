@@ -39,10 +39,11 @@ def data_settings(run, given):
     """{key: value} of config.DATA_KEYS for a program reading the run whose config.json is
     `run` ({} if none): each value `given` (not None), else the run's, else the default. The
     run's split settings hold for the run's own data only: `given` another dataset or folder,
-    its splits are the flags' alone."""
+    its splits are the flags' alone (another folder alone is still of the run's kind)."""
     own = all(given.get(key) is None or key in run and os.path.realpath(str(given[key])) ==
               os.path.realpath(str(run[key])) for key in ('dataset', 'data_dir'))
-    source = run if own else {}
+    source = run if own else {key: run[key] for key in ('dataset',) if key in run
+                              and given.get('dataset') is None}
     return {key: given[key] if given.get(key) is not None else source.get(key, config.DEFAULTS[key])
             for key in config.DATA_KEYS}
 
@@ -94,6 +95,9 @@ def run_folder(ckpt_dir, chief=True):
     if not chief:
         yield
         return
+    blocker = files.file_in_the_way(ckpt_dir)
+    if blocker:
+        raise UsageError('--ckpt_dir %s: %s is a file, not a folder' % (ckpt_dir, blocker))
     created = files.topmost_missing(ckpt_dir)
     try:
         os.makedirs(ckpt_dir, exist_ok=True)

@@ -20,6 +20,10 @@ _skipped = {}  # name -> why, of the images that did not decode, in this process
 
 _skipped_lock = threading.Lock()
 
+# Every decode asked for in this process, 'decoded' or 'skipped' (a known-bad image each time):
+# a stretch of training in which none decoded trained on nothing.
+_tried = dict(decoded=0, skipped=0)
+
 
 def skipped_images():
     """{name: why} of every image skipped so far because it did not decode."""
@@ -27,10 +31,17 @@ def skipped_images():
         return dict(_skipped)
 
 
+def decodes_tried():
+    """{'decoded': n, 'skipped': n}: the decodes asked for so far in this process."""
+    with _skipped_lock:
+        return dict(_tried)
+
+
 def forget_skipped_images():
     """A new run's count starts from nothing (a notebook or test may train more than once)."""
     with _skipped_lock:
         _skipped.clear()
+        _tried.update(decoded=0, skipped=0)
 
 
 def class_counts(images, labels, num_classes):
@@ -53,19 +64,24 @@ def _decode_eagerly(source, name, label, num_classes, is_path):
     key = name.numpy().decode('utf-8', 'replace')
     with _skipped_lock:
         if key in _skipped:  # known bad: not decoded (and complained about) every epoch
+            _tried['skipped'] += 1
             return tf.zeros([1, 1, 3], tf.uint8), False
     if int(label) == tfrecords.DAMAGED:
         why = 'a damaged record: its checksum does not match its bytes'
     elif 0 <= int(label) < int(num_classes):
         try:
-            return (image_files.read_rgb(os.fsdecode(source.numpy())) if is_path else
-                    image_files.to_rgb(source.numpy())), True
+            image = (image_files.read_rgb(os.fsdecode(source.numpy())) if is_path else
+                     image_files.to_rgb(source.numpy()))
+            with _skipped_lock:
+                _tried['decoded'] += 1
+            return image, True
         except errors.ImageError as e:
             why = str(e)
     else:
         why = 'label %d is not one of the %d classes' % (label, num_classes)
     with _skipped_lock:
         _skipped[key] = why
+        _tried['skipped'] += 1
     return tf.zeros([1, 1, 3], tf.uint8), False
 
 

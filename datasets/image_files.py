@@ -9,12 +9,17 @@ three channels; an animation gives its first frame.
 """
 import io
 import re
+import warnings
 
 from PIL import Image, ImageOps
 import numpy as np
 
 from preflight import errors
 
+
+# Pillow warns of images over 89 megapixels (a phone's 108 MP photo is one) without naming the
+# file; it refuses those over twice that (DecompressionBombError: the image is skipped, named).
+warnings.filterwarnings('ignore', category=Image.DecompressionBombWarning)
 
 # Modes of more than 8 bits a channel, as Pillow opens 16-bit PNG and TIFF greyscale.
 _WIDE_MODES = ('I;16', 'I;16B', 'I;16L', 'I')

@@ -5,6 +5,7 @@
 
 The folders are read once (_read), then split without touching the disk again.
 """
+import hashlib
 import os
 
 import numpy as np
@@ -15,10 +16,12 @@ from preflight.errors import DataError
 
 def load_folder(root, val_size=0, test_size=0, seed=0):
     """{'train', 'val', 'test': Files, 'label_names', 'nested': how many images are in subfolders
-    of class folders} of a folder dataset; `val_size` and `test_size` images are held out
-    (seeded) where DIR has no validation/ or test/ folder."""
+    of class folders, 'held_out': held_out_digest of the splits carved (None if none)} of a
+    folder dataset; `val_size` and `test_size` images are held out (seeded) where DIR has no
+    validation/ or test/ folder."""
     if not os.path.isdir(root):
-        raise DataError('%s: no such folder (pass --data_dir, a folder of class subfolders)' % root)
+        raise DataError('%s: %s; a folder of class subfolders is read' % (
+            root, 'a file, not a folder' if os.path.exists(root) else 'no such folder'))
     folders = {split: _split_folder(root, split) for split in ('train', 'val', 'test')}
     split_folders = folders['train'] is not None
     if not split_folders:
@@ -43,6 +46,7 @@ def load_folder(root, val_size=0, test_size=0, seed=0):
             np.array([label for label, name in enumerate(names)
                       for _ in listing.get(name, [])], np.int64))
     train, val, test = splits['train'], splits['val'], splits['test']
+    carved = val_size or test_size
     if not split_folders:
         train, val, test = _carve(train, val_size, test_size, seed, root)
     else:
@@ -57,7 +61,20 @@ def load_folder(root, val_size=0, test_size=0, seed=0):
     nested = sum(os.path.dirname(path) != os.path.join(folders[split], name)
                  for split in folders if folders[split] for name, paths in listings[split].items()
                  for path in paths)
-    return dict(train=train, val=val, test=test, label_names=names, nested=nested)
+    return dict(train=train, val=val, test=test, label_names=names, nested=nested,
+                held_out=held_out_digest(root, val, test) if carved else None)
+
+
+def held_out_digest(root, *splits):
+    """A digest of the images of `splits` (Files) by their paths under `root`: the same only
+    for the same images, wherever the folder has moved. Images added to or removed from a
+    folder carve other held-out splits, with images trained on among them."""
+    digest = hashlib.sha1()
+    for split in splits:
+        for path in split.paths:
+            digest.update(os.fsencode(os.path.relpath(path, root)) + b'\0')
+        digest.update(b'\1')
+    return digest.hexdigest()[:16]
 
 
 def _split_folder(root, split):
@@ -75,10 +92,20 @@ def _read(folders):
         listings[split] = {}
         if folder is None:
             continue
+        seen = {}  # real path of each class folder: a link must not give images two labels
         for name in sources.listdir(folder):
             path = os.path.join(folder, name)
             if name.startswith('.') or not os.path.isdir(path):
                 continue
+            real, home = os.path.realpath(path), os.path.realpath(folder)
+            if real == home or home.startswith(os.path.join(real, '')):
+                raise DataError('%s: links to %s, a folder that holds it: its images would be '
+                                'read again as a class of their own; remove the link'
+                                % (path, real))
+            if real in seen:
+                raise DataError('%s and %s are the same folder (a link): its images would have '
+                                'two labels; remove one' % (seen[real], path))
+            seen[real] = path
             images = []
             # As Keras's and torchvision's loaders: images in subfolders of a class are its own.
             # A link to nothing (or to itself) is kept: its read fails, and it is skipped and named.

@@ -95,39 +95,44 @@ def _open(path):
 
 
 def _count_by_headers(path):
-    """Records of a TFRecord file from its length headers alone (each checked against its
-    CRC), seeking past the payloads; None where the framing does not add up to the file."""
+    """(records, why) of a TFRecord file from its length headers alone (each checked against its
+    CRC), seeking past the payloads. `why` says where the framing breaks (cut short, or damaged
+    there: nothing after it can be found) and is None for a whole file; read_records stops at
+    the same place."""
     size = tf.io.gfile.stat(path).length
     count = position = 0
     with _open(path) as f:
         while position < size:
             header = f.read(12)
-            if len(header) < 12:
-                return None
-            length, crc = struct.unpack('<QI', header)
-            if crc != _masked_crc32c(header[:8]):
-                return None
-            position += 12 + length + 4
-            if position > size:
-                return None
+            if len(header) == 12:
+                length, crc = struct.unpack('<QI', header)
+                if crc != _masked_crc32c(header[:8]):
+                    return count, 'its framing is damaged at byte %d' % position
+            if len(header) < 12 or position + 16 + length > size:
+                return count, 'it is cut short at byte %d, inside record %d' % (size, count)
+            position += 16 + length
             f.seek(position)
             count += 1
-    return count
+    return count, None
 
 
 def count_records(shards, desc):
     """The records of each shard, a tuple. TFRecords have no index: the length headers are read,
-    skipping the images (a dataset of ImageNet's size counts in seconds); a file whose framing
-    does not add up is read through, so TensorFlow's own error names what is wrong with it."""
+    skipping the images (a dataset of ImageNet's size counts in seconds). The records of a file
+    before a break in its framing are read, and the break is noted, as is a file of none."""
     counts = []
     for shard in tqdm(shards, desc='counting %s records' % desc, unit='shard', leave=False,
                       disable=len(shards) < 64):
         try:
-            count = _count_by_headers(shard)
-            if count is None:
-                count = int(tf.data.TFRecordDataset(shard).reduce(np.int64(0), lambda n, _: n + 1))
-        except tf.errors.OpError as e:
-            raise DataError('%s: not a readable TFRecord file (%s)' % (shard, _op_message(e))) from e
+            count, why = _count_by_headers(shard)
+        except (OSError, tf.errors.OpError) as e:
+            raise DataError('%s: cannot read it (%s)' % (
+                shard, getattr(e, 'strerror', None) or _op_message(e))) from e
+        if why:
+            print('Note: %s: %s; %s' % (shard, why, 'no record of it can be read' if not count
+                                         else 'its %d records before are read' % count), flush=True)
+        elif not count:
+            print('Note: %s holds no records' % shard, flush=True)
         counts.append(count)
     return tuple(counts)
 
@@ -135,7 +140,8 @@ def count_records(shards, desc):
 def load_tfrecord(root):
     """{'train', 'val', 'test': Records, 'label_names'} of TF-Slim's TFRecord layout."""
     if not os.path.isdir(root):
-        raise DataError('%s: no such folder (pass --data_dir, a folder of TFRecord shards)' % root)
+        raise DataError('%s: %s; a folder of TFRecord shards is read' % (
+            root, 'a file, not a folder' if os.path.exists(root) else 'no such folder'))
     data = dict(label_names=read_labels_file(root))
     names = sources.listdir(root)
     train = _shards(root, names, 'train')
@@ -215,6 +221,7 @@ def parse_record(shard, index, record):
     return features['image/encoded'], name, features['image/class/label']
 
 
+@tf.autograph.experimental.do_not_convert  # its Python generator runs as Python, not a graph
 def shard_records(shard):
     """(shard, index, serialized record) of every record of one TFRecord file (read_records)."""
     def chunks(path):
@@ -296,6 +303,9 @@ def convert(data_dir, out_dir, shards, name, seed=0):
                 written[split] += 1
             for writer in writers:
                 writer.close()
+            if not written[split]:  # empty shards would read as a split of nothing
+                raise DataError('%s: none of the %d %s images can be read or decode (%s is one); '
+                                'nothing is written' % (data_dir, len(order), split, bad[-1]))
         with open(os.path.join(staging, LABELS_FILE), 'w', encoding='utf-8') as f:
             f.writelines('%d:%s\n' % (i, label) for i, label in enumerate(splits['label_names']))
         # Another conversion into the same folder may have finished meanwhile: two shard sets

@@ -8,10 +8,12 @@ the optimizer all-reduces (sums) the gradients; variables start from worker 0's 
 MirroredStrategy does the same between the GPUs of one process.
 """
 import json
+import time
 
 import numpy as np
 import tensorflow as tf
 
+from checkpoints import reading
 from pipelines import order
 from preflight import cluster as cluster_lib
 from preflight import errors
@@ -129,6 +131,28 @@ class Worker:
     def target(self):
         return self.server.target
 
+    def wait_for_peers(self):
+        """Returns once every other worker's server answers; LostWorker after the timeout. A
+        worker's first step waits for the chief in TensorFlow's own retry loop, without end and
+        deaf to Ctrl-C, when the chief never comes."""
+        deadline = time.monotonic() + self.timeout
+        waiting = dict(enumerate(self.cluster.workers))
+        waiting.pop(self.cluster.index)
+        while waiting:
+            states = {i: cluster_lib.peer_state(address, seconds=1.0)
+                      for i, address in waiting.items()}
+            waiting = {i: waiting[i] for i, state in states.items() if state != 'answering'}
+            if waiting and time.monotonic() > deadline:
+                raise errors.LostWorker('%s did not join within --worker_timeout %g s (%s): start '
+                                        'the same command there, with its own TF_CONFIG '
+                                        'task.index' % (', '.join(
+                                            'worker %d (%s)' % (i, address)
+                                            for i, address in waiting.items()), self.timeout,
+                                            ', '.join(sorted(set(states[i] for i in waiting)))),
+                                        True)
+            if waiting:
+                time.sleep(0.5)
+
     def lost(self, error, starting):
         """The LostWorker to raise for a step's PEER_ERRORS `error`."""
         states = {'worker %d (%s)' % (i, address): cluster_lib.peer_state(address)
@@ -153,5 +177,4 @@ class Worker:
 
 
 def _short(error):
-    text = (getattr(error, 'message', None) or str(error)).strip().splitlines()
-    return '%s: %s' % (type(error).__name__, text[0][:160] if text else '')
+    return '%s: %s' % (type(error).__name__, reading.first_line(error)[:160])

@@ -83,7 +83,15 @@ def eval_views(elements, is_path, num_classes, size, fraction):
         return eval_view(image, size, fraction), label, ok
 
     views = elements.map(view, num_parallel_calls=_parallel_calls(), deterministic=True)
-    return views.filter(lambda image, label, ok: ok).map(lambda image, label, ok: (image, label))
+    return views.filter(_decoded).map(_without_ok)
+
+
+def _decoded(image, label, ok):
+    return ok
+
+
+def _without_ok(image, label, ok):
+    return image, label
 
 
 def sample_views(split, num_classes, count, size, fraction, seed=0):
@@ -159,7 +167,7 @@ def input_pipeline(split, num_classes, batch_size, training, image_size, seed=0,
             dataset = dataset.map(lambda image, label, ok: (image, tf.where(ok, label, -1)))
         else:
             dataset = dataset.map(load, num_parallel_calls=_parallel_calls(), deterministic=True)
-            dataset = dataset.filter(lambda image, label, ok: ok).map(lambda i, l, ok: (i, l))
+            dataset = dataset.filter(_decoded).map(_without_ok)
         iterator = order.initializable_iterator(
             dataset.batch(share, drop_remainder=training).prefetch(2))
         images_batch, labels_batch = iterator.get_next()

@@ -5,18 +5,28 @@ import contextlib
 import errno
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 
 
 def write_files(outputs):
     """Writes {path: bytes or str} all or nothing: every file goes to PATH.tmp first; only once
-    all are written does each earlier file step aside to PATH.old and the new one take its place.
-    A failure (Ctrl-C included) puts the earlier files back and leaves no .tmp or .old behind;
-    a path that is a folder is an IsADirectoryError before anything is written."""
+    all are written does each earlier file step aside to PATH.old and the new one take its place,
+    with Ctrl-C and SIGTERM held until the last is in place. A failure puts the earlier files back
+    and leaves no .tmp or .old behind; what a writer killed mid-swap left is set right first (its
+    PATH.old is the earlier file when PATH is gone, stale when PATH is there). A path that is a
+    folder is an IsADirectoryError before anything is written."""
     for path in outputs:
         if os.path.isdir(path):  # would be moved aside, and the files written into its place
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    for path in outputs:
+        if os.path.isfile(path + '.old'):
+            if os.path.lexists(path):
+                os.remove(path + '.old')
+            else:
+                os.replace(path + '.old', path)
     pending, placed = [], []  # temporary files; (path, its earlier file's .old or None)
     try:
         for path, data in outputs.items():
@@ -24,26 +34,53 @@ def write_files(outputs):
             pending.append(path + '.tmp')
             with open(path + '.tmp', 'wb' if isinstance(data, bytes) else 'w') as f:
                 f.write(data)
-        for path in outputs:
-            old = path + '.old' if os.path.exists(path) else None
-            if old:
-                os.replace(path, old)
-            placed.append((path, old))
-            os.replace(path + '.tmp', path)
-            pending.remove(path + '.tmp')
-    except BaseException:
+        with signals_held():
+            try:
+                for path in outputs:
+                    old = path + '.old' if os.path.lexists(path) else None
+                    if old:
+                        os.replace(path, old)
+                    placed.append((path, old))
+                    os.replace(path + '.tmp', path)
+                    pending.remove(path + '.tmp')
+            except BaseException:
+                for path, old in reversed(placed):
+                    if old:
+                        os.replace(old, path)
+                    elif os.path.lexists(path):
+                        os.remove(path)
+                raise
+            for _, old in placed:
+                if old:
+                    os.remove(old)
+    finally:
         for temp in pending:
             if os.path.isfile(temp):
                 os.remove(temp)
-        for path, old in reversed(placed):
-            if old:
-                os.replace(old, path)
-            elif os.path.exists(path):
-                os.remove(path)
-        raise
-    for _, old in placed:
-        if old:
-            os.remove(old)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM wait for the block to end, then act as they would have: a sequence of
+    renames cut in the middle would leave neither version whole. (The main thread only sets
+    handlers; Python runs them there.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    numbers = (signal.SIGINT, signal.SIGTERM)
+    previous = {n: signal.signal(n, lambda signum, frame: caught.append(signum)) for n in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if caught:
+        handler = previous[caught[0]]
+        if callable(handler):
+            handler(caught[0], None)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), caught[0])
 
 
 def topmost_missing(path):
@@ -76,14 +113,24 @@ def staged_folder(out_dir, prefix='.staging-', last=()):
                 shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
         staging = tempfile.mkdtemp(prefix='%s%d@%s-' % (prefix, os.getpid(), host), dir=out_dir)
         yield staging
-        for name in sorted(os.listdir(staging), key=lambda name: name in last):
-            os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
-        done = True
+        with signals_held():
+            for name in sorted(os.listdir(staging), key=lambda name: name in last):
+                os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+            done = True
     finally:
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
         if created and not done:
             remove_made(out_dir, created)
+
+
+def file_in_the_way(folder):
+    """The file that stops `folder` from being made, or being a folder (itself, or the nearest
+    of its parents that exists); None when nothing is in the way."""
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    return None if os.path.isdir(existing) else existing
 
 
 def remove_made(path, created):

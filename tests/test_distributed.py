@@ -226,19 +226,19 @@ def test_a_port_in_use_is_one_line(capsys, tiny_cifar, tmp_path, monkeypatch):
                                         'use here (' % (port, port))
 
 
-def test_a_peer_that_never_starts_is_one_line_within_the_timeout(tiny_cifar, tmp_path):
+@pytest.mark.parametrize('alone', [0, 1])  # the chief alone; a worker whose chief never comes
+def test_a_peer_that_never_starts_is_one_line_within_the_timeout(tiny_cifar, tmp_path, alone):
     run = tmp_path / 'run'
     argv = RUN + ['--epochs', '1', '--worker_timeout', '5', '--data_dir', str(tiny_cifar),
                   '--ckpt_dir', str(run)]
-    processes, ports = start_workers(tmp_path, argv, only=0)
-    assert finish(processes, timeout=120) == [2], log(tmp_path, 0)[-3000:]
-    err = [line for line in log(tmp_path, 0).splitlines() if line.startswith('train.py: error')]
+    processes, ports = start_workers(tmp_path, argv, only=alone)
+    assert finish(processes, timeout=120) == [2], log(tmp_path, alone)[-3000:]
+    err = [line for line in log(tmp_path, alone).splitlines()
+           if line.startswith('train.py: error')]
     assert len(err) == 1 and err[0].startswith(
-        'train.py: error: worker 1 (localhost:%d) did not join within --worker_timeout 5 s ('
-        % ports[1]), err
-    # A run refused at its start leaves no folder it made.
-    assert not run.exists() or not [name for name in os.listdir(run)
-                                    if name.startswith('model.ckpt')]
+        'train.py: error: worker %d (localhost:%d) did not join within --worker_timeout 5 s ('
+        % (1 - alone, ports[1 - alone])), err
+    assert not run.exists()  # a run refused at its start leaves no folder it made
 
 
 def test_the_chief_stopped_mid_epoch_saves_and_the_pair_resumes_there(tiny_cifar, tmp_path):

@@ -6,17 +6,20 @@ half-written.
 import json
 import os
 import re
+import signal
 
 import pytest
 
 from conftest import own_images
 import convert_to_tfrecord
 import evaluate
+import export_weights
 import freeze_graph
 import plot_runs
 import predict
 from preflight import cluster
 from preflight import errors
+from preflight import files
 import train
 
 from test_datasets import write_slim_shards
@@ -105,6 +108,22 @@ def test_plot_runs_refuses_a_metrics_line_that_is_not_a_finite_number(capsys, tm
     assert not output.exists()
 
 
+def test_plot_runs_names_a_damaged_line_and_skips_only_a_last_one_cut_short(capsys, tmp_path):
+    metrics = tmp_path / 'run' / 'metrics.jsonl'
+    metrics.parent.mkdir()
+    lines = ['{"epoch": %d, "test_accuracy": 0.5, "wall_seconds": %d}' % (e, 60 * e)
+             for e in (1, 2, 3)]
+    output = tmp_path / 'plot.png'
+    metrics.write_text('\n'.join(lines[:2]) + '\n' + lines[2][:20])  # killed mid-write
+    assert plot_runs.main([str(metrics), '-o', str(output)]) == 0 and output.exists()
+    output.unlink()
+    metrics.write_text('\n'.join([lines[0], lines[1][:20], lines[2]]) + '\n')
+    assert plot_runs.main([str(metrics), '-o', str(output)]) == 2
+    line = last_error(capsys)
+    assert str(metrics) in line and 'line 2 is not a JSON metrics record' in line
+    assert not output.exists()
+
+
 @pytest.mark.parametrize('workers', [['127.0.0.1:%d', 'localhost:%d'], ['localhost:%d', '[::1]:%d']])
 def test_one_worker_listed_twice_under_two_names_is_refused(capsys, monkeypatch, tmp_path,
                                                             workers):
@@ -182,9 +201,35 @@ def test_freezing_onto_a_folder_writes_nothing(capsys, tmp_path, folder_run):
     (output / 'keep.txt').write_text('mine')
     assert freeze_graph.main(['--ckpt', str(folder_run[0]), '--output', str(output),
                               '--tflite', 'none']) == 2
-    assert '%s: cannot write (Is a directory)' % output in last_error(capsys)
+    assert '--output %s is a folder' % output in last_error(capsys)
     assert sorted(os.listdir(tmp_path / 'frozen')) == ['model.pb']
     assert (output / 'keep.txt').read_text() == 'mine'
+
+
+def test_an_output_under_a_file_is_refused_before_any_work(capsys, tmp_path, folder_run):
+    blocker = tmp_path / 'blocker'
+    blocker.write_text('mine')
+    assert freeze_graph.main(['--ckpt', str(folder_run[0]), '--output',
+                              str(blocker / 'm.pb')]) == 2
+    assert '%s is a file, not a folder' % blocker in last_error(capsys)
+    assert export_weights.main([str(folder_run[0]), str(blocker / 'sub')]) == 2
+    assert '%s is a file, not a folder' % blocker in last_error(capsys)
+    assert export_weights.main([str(folder_run[0]), str(blocker)]) == 2
+    assert '%s is a file, not a folder' % blocker in last_error(capsys)
+    assert blocker.read_text() == 'mine'
+
+
+def test_a_frozen_model_whose_metadata_names_other_classes_is_refused(capsys, tmp_path,
+                                                                      folder_run):
+    run, photos = folder_run
+    frozen = tmp_path / 'frozen' / 'model.pb'
+    assert freeze_graph.main(['--ckpt', str(run), '--output', str(frozen), '--tflite',
+                              'none']) == 0
+    metadata = json.loads(frozen.with_suffix('.json').read_text())
+    frozen.with_suffix('.json').write_text(json.dumps(dict(metadata, labels=['a', 'b'])))
+    capsys.readouterr()
+    assert predict.main([str(frozen), str(sorted((photos / 'cat').glob('*.png'))[0])]) == 2
+    assert 'names 2 classes (a, b), the model has 3' in last_error(capsys)
 
 
 def test_a_decode_error_names_no_in_memory_file():
@@ -233,6 +278,21 @@ def test_images_in_subfolders_count_and_broken_links_are_named(capsys, tmp_path)
     saved = json.loads((run / 'config.json').read_text())
     # 25 files of own_images, 3 copies, 2 links: every one listed, the 3 that do not read skipped.
     assert saved['split_sizes']['train'] == 30 - 3 and saved['nested_images'] == 3
+
+
+@pytest.mark.parametrize('size', ['32', '40'])
+def test_a_training_split_where_no_image_decodes_is_an_error(capsys, tmp_path, size):
+    photos = tmp_path / 'photos'
+    for name in ('cat', 'dog'):
+        (photos / name).mkdir(parents=True)
+        for i in range(4):
+            (photos / name / ('%d.jpg' % i)).write_bytes(b'not an image %d' % i)
+    run = tmp_path / 'run'
+    assert train.main(TINY + ['--dataset', 'folder', '--data_dir', str(photos), '--image_size',
+                              size, '--epochs', '2', '--ckpt_dir', str(run)]) == 2
+    line = last_error(capsys)
+    assert 'no training image decode' in line
+    assert not run.exists()  # nothing trained: no config.json or skipped list of a run left
 
 
 @pytest.mark.parametrize('size', ['32', '40'])
@@ -636,3 +696,207 @@ def test_our_own_tflite_is_not_normalized_twice(capsys, tmp_path, folder_run):
         assert predict.main([str(frozen.with_suffix('.tflite')), photo] + flags) == 0
         tops.append(class0(capsys))
     assert tops[0] == tops[1]
+
+
+def test_ctrl_c_in_the_middle_of_replacing_files_waits_for_the_last(tmp_path, monkeypatch):
+    paths = [str(tmp_path / name) for name in ('m.pb', 'm.json', 'm.tflite')]
+    for path in paths:
+        open(path, 'w').write('old')
+    real_replace, moves = os.replace, []
+
+    def replace_then_ctrl_c(src, dst):
+        moves.append(dst)
+        real_replace(src, dst)
+        if len(moves) == 3:  # the second file just moved aside: a real signal, not an exception
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, 'replace', replace_then_ctrl_c)
+    # Python's own Ctrl-C handler, whatever started the tests (a background shell ignores it).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            files.write_files({path: 'new' for path in paths})
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert sorted(os.listdir(tmp_path)) == ['m.json', 'm.pb', 'm.tflite']
+    assert all(open(path).read() == 'new' for path in paths)
+
+
+def test_what_a_writer_killed_mid_swap_left_is_set_right(tmp_path):
+    moved_aside, placed = str(tmp_path / 'm.pb'), str(tmp_path / 'm.json')
+    open(moved_aside + '.old', 'w').write('old')  # killed after moving it aside
+    open(placed, 'w').write('new')  # killed after placing it, before removing its .old
+    open(placed + '.old', 'w').write('old')
+    with pytest.raises(IsADirectoryError):  # refused before anything: the leftovers stay as found
+        files.write_files({str(tmp_path): 'x', moved_aside: 'newer'})
+    files.write_files({moved_aside: 'newer', placed: 'newer'})
+    assert sorted(os.listdir(tmp_path)) == ['m.json', 'm.pb']
+    assert open(moved_aside).read() == open(placed).read() == 'newer'
+
+
+def test_a_failed_write_after_a_killed_one_puts_the_earlier_file_back(tmp_path):
+    path = str(tmp_path / 'm.pb')
+    open(path + '.old', 'w').write('old')  # killed mid-swap: the only copy of the earlier file
+    (tmp_path / 'afile').write_text('')
+    with pytest.raises(OSError):  # its second file cannot be written: nothing is replaced
+        files.write_files({path: 'new', str(tmp_path / 'afile' / 'm.json'): 'new'})
+    assert sorted(os.listdir(tmp_path)) == ['afile', 'm.pb'] and open(path).read() == 'old'
+
+
+def test_a_class_folder_that_links_back_to_the_data_is_refused(capsys, tmp_path):
+    photos = own_images(tmp_path / 'photos')
+    (photos / 'all').symlink_to(photos)
+    assert train.main(TINY + ['--dataset', 'folder', '--data_dir', str(photos),
+                              '--ckpt_dir', str(tmp_path / 'run')]) == 2
+    assert '%s: links to %s, a folder that holds it' % (photos / 'all', photos) \
+        in last_error(capsys)
+    (photos / 'all').unlink()
+    (photos / 'moggy').symlink_to(photos / 'cat')
+    assert train.main(TINY + ['--dataset', 'folder', '--data_dir', str(photos),
+                              '--ckpt_dir', str(tmp_path / 'run')]) == 2
+    assert 'are the same folder (a link)' in last_error(capsys)
+    assert not (tmp_path / 'run').exists()
+
+
+def test_evaluate_on_another_folder_alone_reads_it_as_a_folder(capsys, tmp_path, folder_run):
+    run, photos = folder_run
+    other = tmp_path / 'other'
+    for name in ('cat', 'dog', 'eel'):
+        (other / name).mkdir(parents=True)
+        for source in sorted((photos / name).glob('[0-3].*')):
+            (other / name / source.name).write_bytes(source.read_bytes())
+    capsys.readouterr()
+    assert evaluate.main([str(run), '--data_dir', str(other)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result['dataset'] == 'folder' and result['split'] == 'train'
+    assert result['num_images'] == 12
+
+
+def test_a_folder_changed_under_a_run_is_refused_on_resume_and_noted_by_evaluate(capsys,
+                                                                               tmp_path):
+    photos = own_images(tmp_path / 'photos')
+    run = tmp_path / 'run'
+    flags = TINY + ['--dataset', 'folder', '--data_dir', str(photos), '--test_size', '6',
+                    '--ckpt_dir', str(run)]
+    assert train.main(flags) == 0
+    (photos / 'cat' / '0.png').unlink()
+    (photos / 'eel' / '0.png').rename(photos / 'eel' / 'renamed.png')  # same sizes, other images
+    capsys.readouterr()
+    assert train.main(flags[:flags.index('--epochs') + 1] + ['2'] +
+                      flags[flags.index('--epochs') + 2:]) == 2
+    line = last_error(capsys)
+    assert '--data_dir %s holds train ' % photos in line
+    assert 'the run being resumed in %s began on train 19, val 0, test 5' % run in line
+    (photos / 'dog' / '9.png').write_bytes((photos / 'eel' / 'renamed.png').read_bytes())
+    capsys.readouterr()
+    assert train.main(flags[:flags.index('--epochs') + 1] + ['2'] +
+                      flags[flags.index('--epochs') + 2:]) == 2
+    assert 'carve other held-out images (some it trained on)' in last_error(capsys)
+    assert evaluate.main([str(run)]) == 0
+    assert 'Note: images were added to or removed from %s since the run was trained' % photos \
+        in capsys.readouterr().out
+    assert [json.loads(line)['epoch'] for line in (run / 'metrics.jsonl').read_text().splitlines()] \
+        == [1]
+
+
+def test_a_class_with_no_training_image_is_noted(capsys, tmp_path):
+    photos = own_images(tmp_path / 'photos')
+    for path in (photos / 'eel').iterdir():
+        path.write_bytes(b'not an image')
+    assert train.main(TINY + ['--dataset', 'folder', '--data_dir', str(photos),
+                              '--ckpt_dir', str(tmp_path / 'run')]) == 0
+    assert 'Note: no training image of class eel (held out, or none decodes)' \
+        in capsys.readouterr().out
+
+
+def records_of(tmp_path, shards=2, test=True):
+    data = tmp_path / 'records'
+    data.mkdir()
+    write_slim_shards(data, ['a', 'b', 'c'], 6, shards, 'train')
+    if test:
+        write_slim_shards(data, ['a', 'b', 'c'], 4, 1, 'test')
+    (data / 'labels.txt').write_text('0:a\n1:b\n2:c\n')
+    return data
+
+
+@pytest.mark.parametrize('damage,note,left', [
+    ('cut', 'it is cut short at byte', 5),
+    ('header', 'its framing is damaged at byte', 2),
+    ('empty', 'holds no records', 0),
+])
+def test_a_shard_broken_part_way_gives_its_records_before_the_break(capsys, tmp_path, damage,
+                                                                    note, left):
+    data = records_of(tmp_path)
+    shard = sorted(data.glob('*train_00001*'))[0]
+    content = shard.read_bytes()
+    if damage == 'cut':
+        shard.write_bytes(content[:-20])
+    elif damage == 'header':
+        length = len(content) // 6  # the records are nearly the same size: the third one's header
+        starts = [0]
+        while starts[-1] < len(content):
+            starts.append(starts[-1] + 16 + int.from_bytes(content[starts[-1]:starts[-1] + 8],
+                                                           'little'))
+        broken = bytearray(content)
+        broken[starts[2] + 1] ^= 0xFF
+        shard.write_bytes(bytes(broken))
+        assert length
+    else:
+        shard.write_bytes(b'')
+    assert train.main(TINY + ['--dataset', 'tfrecord', '--data_dir', str(data),
+                              '--ckpt_dir', str(tmp_path / 'run')]) == 0
+    out = capsys.readouterr().out
+    assert 'Note: %s: %s' % (shard, note) in out or 'Note: %s %s' % (shard, note) in out
+    assert 'train %d images' % (6 + left) in out
+
+
+def test_evaluate_refuses_to_score_training_records_in_place_of_a_test_split(capsys, tmp_path):
+    data = records_of(tmp_path, test=False)
+    run = tmp_path / 'run'
+    assert train.main(TINY + ['--dataset', 'tfrecord', '--data_dir', str(data),
+                              '--ckpt_dir', str(run)]) == 0
+    capsys.readouterr()
+    assert evaluate.main([str(run)]) == 2
+    assert '%s: no test or validation split; pass --split train' % data in last_error(capsys)
+    assert evaluate.main([str(run), '--split', 'train']) == 0
+
+
+def test_a_conversion_where_no_image_of_a_split_decodes_writes_nothing(capsys, tmp_path):
+    photos = own_images(tmp_path / 'photos')
+    test = photos.parent / 'split' / 'test'
+    (photos.parent / 'split').mkdir()
+    photos.rename(photos.parent / 'split' / 'train')
+    for name in ('cat', 'dog', 'eel'):
+        (test / name).mkdir(parents=True)
+        (test / name / 'x.jpg').write_bytes(b'not an image')
+    out = tmp_path / 'records'
+    assert convert_to_tfrecord.main([str(photos.parent / 'split'), str(out)]) == 2
+    assert 'none of the 3 test images can be read or decode' in last_error(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('seed', ['-1', '4294967296'])
+def test_a_conversion_seed_out_of_range_is_one_line(capsys, tmp_path, seed):
+    with pytest.raises(SystemExit) as exit_info:
+        convert_to_tfrecord.main([str(own_images(tmp_path / 'photos')), str(tmp_path / 'out'),
+                                  '--seed', seed])
+    assert exit_info.value.code == 2
+    assert '--seed must be from 0 to 4294967295, got %s' % seed in last_error(capsys)
+
+
+def test_sigterm_part_way_through_a_conversion_leaves_nothing(tmp_path, monkeypatch):
+    from datasets import tfrecords
+    photos = own_images(tmp_path / 'photos')
+    made = []
+
+    def example_then_sigterm(*args):
+        made.append(args)
+        if len(made) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args)
+
+    real = tfrecords.example
+    monkeypatch.setattr(tfrecords, 'example', example_then_sigterm)
+    out = tmp_path / 'records'
+    assert convert_to_tfrecord.main([str(photos), str(out)]) == 143
+    assert not out.exists()

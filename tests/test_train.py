@@ -248,7 +248,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, t
     (['--lr_decay', '0'], '--lr_decay must be greater than 0'),
     (['--stem', 'resnet'], '--stem must be one of imagenet, cifar'),
     (['--width', '0'], '--width must be a finite number greater than 0'),
-    (['--ckpt_dir', '/dev/null/ckpt'], '--ckpt_dir /dev/null/ckpt: cannot create it'),
+    (['--ckpt_dir', '/dev/null/ckpt'], '--ckpt_dir /dev/null/ckpt: /dev/null is a file, not a folder'),
     (['--batch_size', '4096'], '--batch_size 4096 is larger than the 160 training images'),
     (['--seed', '-1'], '--seed must be from 0 to 4294967295, got -1'),
     (['--seed', '4294967296'], '--seed must be from 0 to 4294967295, got 4294967296'),

@@ -82,6 +82,9 @@ def describe(plan, place=None):
     if plan['nested_images']:
         lines[0] += ('; %d of the images are in subfolders of class folders, each counted in '
                      'its class' % plan['nested_images'])
+    if plan['classes_not_trained']:
+        lines.append('Note: no training image of class %s (held out, or none decodes): the '
+                     'model cannot learn it' % ', '.join(plan['classes_not_trained']))
     if place:
         lines.append('Worker %d of %d (%s%s): %d images of each batch of %d' % (
             place.index, place.size, place.address, ', the chief' if place.is_chief else '',

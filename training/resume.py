@@ -40,6 +40,10 @@ def resume_signature(cfg):
     return signature
 
 
+def _sizes(sizes):
+    return ', '.join('%s %s' % (split, sizes.get(split, 0)) for split in ('train', 'val', 'test'))
+
+
 def check_resume_config(plan, path):
     """UsageError unless `plan` may resume the run whose config.json is `path` (if any); a note
     for each change it may make."""
@@ -62,6 +66,17 @@ def check_resume_config(plan, path):
                          '(%s); use another --ckpt_dir, or the same data'
                          % (plan['data_dir'], ', '.join(label_names), os.path.dirname(path),
                             ', '.join(map(str, saved['label_names']))))
+    sizes = saved.get('split_sizes')
+    if sizes and sizes != plan['split_sizes']:
+        raise UsageError('--data_dir %s holds %s images, the run being resumed in %s began on %s: '
+                         'its epochs and scores would not be of the same data; restore it, or use '
+                         'another --ckpt_dir' % (plan['data_dir'], _sizes(plan['split_sizes']),
+                                                 os.path.dirname(path), _sizes(sizes)))
+    if saved.get('held_out') and saved['held_out'] != plan['held_out']:
+        raise UsageError('--data_dir %s: images were added or removed since the run being resumed '
+                         'in %s began, so --val_size and --test_size carve other held-out images '
+                         '(some it trained on); restore the folder, or use another --ckpt_dir'
+                         % (plan['data_dir'], os.path.dirname(path)))
     changed = [key for key in SCHEDULE_KEYS if saved[key] != plan[key]]
     if changed:
         print('Note: %s changed since the run began: the learning-rate schedule is recomputed '

@@ -22,7 +22,8 @@ def load_data(cfg):
     splits = factory.load(cfg['dataset'], cfg['data_dir'], cfg['val_size'], cfg['test_size'],
                           cfg['seed'], cfg['cifar_archive'])
     names = splits['label_names']
-    data = dict(label_names=names, nested_images=splits.get('nested', 0))
+    data = dict(label_names=names, nested_images=splits.get('nested', 0),
+                held_out=splits.get('held_out'))
     for split in ('train', 'val', 'test'):
         source = splits[split]
         if isinstance(source, sources.Arrays):
@@ -62,9 +63,11 @@ def facts(cfg, data):
     the steps of an epoch, the split reported (the test split where there is one) and the one
     best/ is chosen on (the validation split), and how streamed TFRecords are dealt between
     workers (train_shards: how many there are, 0 for other data; worker_shards: [shards,
-    records] of each worker where each reads its own, else None), and how many images of a
-    folder dataset are in subfolders of class folders. UsageError for data without a training
-    image, or a batch it cannot fill."""
+    records] of each worker where each reads its own, else None), how many images of a
+    folder dataset are in subfolders of class folders, the classes without a training image
+    (held out, or not decoding), and the digest of the held-out images a folder's
+    --val_size/--test_size carved (image_folder.held_out_digest). UsageError for data without
+    a training image, or a batch it cannot fill."""
     sizes = {split: split_size(data, split) for split in ('train', 'val', 'test')}
     if not sizes['train']:
         raise UsageError('--data_dir %s: no training image decodes' % cfg['data_dir'])
@@ -85,7 +88,13 @@ def facts(cfg, data):
                          '--batch_size %d or less' % (cfg['batch_size'], cfg['workers'],
                                                       cfg['worker_batch'], smallest,
                                                       smallest * cfg['workers']))
-    return dict(split_sizes=sizes, steps_per_epoch=steps,
+    labels = data['train_labels'] if data['train_labels'] is not None else getattr(
+        train, 'labels', None)  # a Records split's are in its shards, not read here
+    unlearned = [] if labels is None else [
+        data['label_names'][i] for i in np.flatnonzero(
+            np.bincount(labels, minlength=len(data['label_names'])) == 0)]
+    return dict(split_sizes=sizes, steps_per_epoch=steps, classes_not_trained=unlearned,
+                held_out=data.get('held_out'),
                 scored_split='test' if sizes['test'] else 'val' if sizes['val'] else None,
                 best_on='val' if sizes['val'] else 'test' if sizes['test'] else None,
                 train_shards=len(train.shards) if streamed_records else 0,

@@ -25,7 +25,7 @@ from checkpoints import run_files
 from datasets import decoding
 from distribution import strategies
 from preflight import files
-from preflight.errors import Diverged, UsageError
+from preflight.errors import DataError, Diverged, UsageError
 from training import optimization
 from training import resume
 from training import train_graph
@@ -66,11 +66,33 @@ def train(plan, data, task, place=None):
         print('Note: %s holds no intact checkpoint of this run (it stopped before its first '
               'save was whole); starting it again' % ckpt_dir, flush=True)
 
+    try:
+        return _train(plan, data, task, place, latest, damaged)
+    except Exception:
+        if chief and not latest and not unsaved and not reading.newest_intact(ckpt_dir)[0] \
+                and not os.path.exists(metrics_path):
+            discard_untrained(ckpt_dir)  # refused or failed before its first save
+        raise
+
+
+def discard_untrained(ckpt_dir):
+    """Removes what a run that saved nothing wrote in its folder (run_files.run_folder removes
+    the folder then, if it made it): a later run there is a new one."""
+    made = [os.path.join(ckpt_dir, name) for name in ('config.json', SKIPPED_FILE)]
+    for path in made + glob.glob(os.path.join(glob.escape(ckpt_dir), 'events.out.tfevents.*')):
+        if os.path.isfile(path):
+            os.remove(path)
+
+
+def _train(plan, data, task, place, latest, damaged):
+    ckpt_dir, chief = plan['ckpt_dir'], plan['chief']
+    config_path = os.path.join(ckpt_dir, 'config.json')
     session_config = optimization.session_config(plan)
     with tf.Graph().as_default() as graph:
         worker, strategy, share = None, None, (0, 1)
         if place:
             worker = strategies.Worker(place, session_config, plan['worker_timeout'])
+            worker.wait_for_peers()
             strategy, share = worker.strategy, (place.index, place.size)
         elif plan['replica_devices']:
             strategy = strategies.local_strategy(plan['replica_devices'])
@@ -125,6 +147,21 @@ def report_skipped(skipped, fresh, path=None):
     print('Skipped %d image(s) that do not decode (%d in all): %s%s' % (
         len(fresh), len(skipped), shown, '; and %d more%s' % (
             more, ', all in %s' % path if path else '') if more > 0 else ''), flush=True)
+
+
+def check_decoded(before, after, reported, path=None):
+    """DataError if the steps between two decodes_tried() counts decoded nothing but skipped
+    images: they trained on nothing (an image that does not decode is left out of its batch).
+    The images are named first, as an epoch's end names them."""
+    if after['decoded'] > before['decoded'] or after['skipped'] == before['skipped']:
+        return
+    skipped = decoding.skipped_images()
+    fresh = sorted(set(skipped) - reported)
+    if fresh:
+        report_skipped(skipped, fresh, path)
+    raise DataError('no training image decoded in this epoch (the %d images that do not decode '
+                    'are named above%s): nothing to train on' % (
+                        len(skipped), ' and in %s' % path if path else ''))
 
 
 @contextlib.contextmanager
@@ -186,7 +223,7 @@ def train_loop(plan, task, sess, g, writer, worker=None, latest=None):
             bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, unit='step', file=sys.stderr,
                        desc='epoch %d/%d' % (epoch + 1, plan['epochs']), dynamic_ncols=True,
                        mininterval=1.0 if sys.stderr.isatty() else 30.0)
-            stepping = True
+            stepping, tried = True, decoding.decodes_tried()
             for _ in range(step_in_epoch, steps_per_epoch):
                 _, loss, step_figures, lr = guarded(sess, worker,
                                                     [g.train_op, g.loss, g.train_metrics, g.lr])
@@ -204,6 +241,9 @@ def train_loop(plan, task, sess, g, writer, worker=None, latest=None):
                     len(losses) * plan['batch_size'] / (time.time() - start)), refresh=False)
             stepping, steps_done = False, steps_per_epoch
             bar.close()
+            if losses and not any(losses):  # a loss of exactly 0 each step: were there images?
+                check_decoded(tried, decoding.decodes_tried(), reported,
+                              skipped_path if chief else None)
             train_time = time.time() - start
             seconds += train_time
             start = None
