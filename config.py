@@ -70,6 +70,7 @@ DEFAULTS = dict(
     pretrain_path='pretrained',   # checkpoint prefix or folder for --load_pretrain 1 (default: the shipped weights)
     checkpoint_exclude_scopes='', # with --load_pretrain: comma-separated scopes not restored (whole name parts), e.g. MobilenetV1/Logits (slim's flag)
     trainable_scopes='',          # comma-separated scopes trained (whole name parts: MobilenetV1/Conv2d_1 is layer 1), the rest frozen with batch norm on its moving statistics ('': all; slim's flag)
+    freeze_batch_norm=False,      # fine-tuning: batch norm of every layer normalises with the checkpoint's moving statistics and updates none, while the weights (gamma, beta too) train (Keras's advice)
     eval_batch_size=500,          # batch size when scoring the test and validation sets
     eval_every=1,                 # score (and update best/) every N epochs and after the last
     eval_flip_tta=False,          # also report accuracy averaged over each image and its mirror image

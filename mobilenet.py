@@ -164,7 +164,7 @@ def mobilenet_v1_base(inputs, final_endpoint='Conv2d_13_pointwise', min_depth=8,
                       use_explicit_padding=False, scope=None, is_training=True,
                       weight_decay=0.00004, stddev=0.09, regularize_depthwise=False,
                       batch_norm_decay=0.9997, batch_norm_epsilon=0.001, pointwise='conv2d',
-                      trainable_scopes=None):
+                      trainable_scopes=None, freeze_batch_norm=False):
     """MobileNetV1 up to `final_endpoint`, for use as a backbone.
 
     Args as slim's, plus what slim's `mobilenet_v1_arg_scope` set: `is_training`
@@ -175,7 +175,9 @@ def mobilenet_v1_base(inputs, final_endpoint='Conv2d_13_pointwise', min_depth=8,
     computed ('conv2d' or 'matmul', see POINTWISE: same variables, same numbers); and
     `trainable_scopes`, None (every layer trains) or variable-scope prefixes as slim's
     --trainable_scopes: with is_training, batch norm outside them runs on its moving
-    statistics and updates none, as Keras does for a non-trainable base.
+    statistics and updates none, as Keras does for a non-trainable base; and
+    `freeze_batch_norm`: with is_training, every batch norm so (its gamma and beta still
+    train), Keras's advice for fine-tuning all layers of a pretrained network.
 
     Returns:
       (tensor at final_endpoint, dict of end points: Conv2d_0, Conv2d_1_depthwise,
@@ -206,8 +208,8 @@ def mobilenet_v1_base(inputs, final_endpoint='Conv2d_13_pointwise', min_depth=8,
 
     def finish(end_point, net):
         # Batch norm trains where its own variables (scope/BatchNorm/...) are trained.
-        training = is_training and in_scopes(v1.get_variable_scope().name + '/BatchNorm/',
-                                             trainable_scopes)
+        training = is_training and not freeze_batch_norm and in_scopes(
+            v1.get_variable_scope().name + '/BatchNorm/', trainable_scopes)
         net = _batch_norm(net, training, batch_norm_decay, batch_norm_epsilon)
         net = tf.nn.relu6(net)
         end_points[end_point] = net
@@ -289,7 +291,7 @@ def mobilenet_v1(inputs, num_classes=1000, dropout_keep_prob=0.999, is_training=
         layer too.
       layer_args: `mobilenet_v1_base`'s other layer settings (slim's arg scope):
         regularize_depthwise, batch_norm_decay, batch_norm_epsilon,
-        trainable_scopes.
+        trainable_scopes, freeze_batch_norm.
 
     Returns:
       (logits [batch, num_classes], end_points) where end_points also holds

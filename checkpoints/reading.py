@@ -166,12 +166,14 @@ def restore_matching(sess, variables, path):
 
 def first_line(error):
     """The first line of an error that says something: not TensorFlow's 'Graph execution
-    error:' heading, nor its '{{function_node ...}}' prefixes."""
+    error:' heading, nor its '{{function_node ...}}' prefixes, nor the 'From /job:...:' of the
+    worker that passed it on."""
     text = re.sub(r'\{\{[^}]*\}\}', '', getattr(error, 'message', None) or str(error))
     # Where the op was made ('Detected at node ... defined at', the Python stack, 'Node: ...')
     # says where the error is, not what it is.
     text = re.sub(r'Detected at node.*?\n\s*Node: [^\n]*', '', text, flags=re.S)
     lines = [line.strip() for line in text.splitlines()
              if line.strip() and line.strip() != 'Graph execution error:'
-             and not line.strip().startswith(('Detected at node', 'File "', 'Traceback'))]
+             and not line.strip().startswith(('Detected at node', 'File "', 'Traceback',
+                                              'From /job:'))]
     return lines[0] if lines else type(error).__name__

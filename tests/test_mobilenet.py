@@ -245,6 +245,24 @@ def test_training_batch_norm_uses_batch_statistics_and_updates_moving_averages()
             np.testing.assert_allclose(sess.run(moving_mean), 0.1 * mean, rtol=1e-4, atol=1e-6)
 
 
+def test_frozen_batch_norm_trains_on_the_moving_statistics_and_updates_none():
+    with tf.Graph().as_default():
+        images = v1.placeholder(tf.float32, [4, 8, 8, 3])
+        net, _ = mobilenet.mobilenet_v1_base(images, final_endpoint='Conv2d_0', stddev=0.5,
+                                             is_training=True, freeze_batch_norm=True)
+        pre_bn = v1.get_default_graph().get_tensor_by_name('MobilenetV1/Conv2d_0/Conv2D:0')
+        assert not v1.get_collection(v1.GraphKeys.UPDATE_OPS)
+        gamma, beta = (v for v in v1.trainable_variables() if v.op.name.endswith(('gamma', 'beta')))
+        gradients = tf.gradients(tf.reduce_sum(net), [gamma, beta])
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            x = np.random.RandomState(1).randn(4, 8, 8, 3).astype(np.float32) + 2.0
+            out, conv, grads = sess.run([net, pre_bn, gradients], {images: x})
+        # Initial statistics (mean 0, variance 1), not the batch's.
+        np.testing.assert_allclose(out, np.clip(conv / np.sqrt(1.0 + 0.001), 0, 6), atol=1e-4)
+        assert all(np.abs(g).sum() > 0 for g in grads)
+
+
 @pytest.mark.parametrize('flags', [['--depth_multiplier', '0'], ['--depth_multiplier', 'inf'],
                                    ['--image_size', '-1']])
 def test_the_table_command_rejects_bad_sizes(capsys, monkeypatch, flags):

@@ -58,6 +58,23 @@ def test_the_head_alone_trains_on_new_classes_and_the_base_stays_as_restored(cap
     assert not np.array_equal(tuned['MobilenetV1/Conv2d_0/BatchNorm/moving_mean'],
                               before['MobilenetV1/Conv2d_0/BatchNorm/moving_mean'])
 
+    # Stage two with batch norm frozen: the weights (gamma and beta too) move, every moving
+    # statistic stays the checkpoint's.
+    frozen = tmp_path / 'frozen_bn'
+    assert train.main(SMALL + ['--dataset', 'folder', '--data_dir', str(photos), '--val_size', '6',
+                               '--ckpt_dir', str(frozen), '--load_pretrain', '1', '--pretrain_path',
+                               str(head), '--lr', '0.01', '--freeze_batch_norm', '1']) == 0
+    kept = values(tf.train.latest_checkpoint(str(frozen)))
+    statistics = [n for n in kept if n.endswith(('moving_mean', 'moving_variance'))]
+    assert len(statistics) == 2 * 27
+    for name in statistics:
+        np.testing.assert_array_equal(kept[name], before[name], err_msg=name)
+    # (A base trained 3 steps has statistics far from its activations: relu6 saturates in the
+    # first layers, so the layers near the head are the ones sure to move.)
+    for name in ('MobilenetV1/Logits/Conv2d_1c_1x1/weights',
+                 'MobilenetV1/Conv2d_13_pointwise/BatchNorm/beta'):
+        assert not np.array_equal(kept[name], after[name]), name
+
 
 def test_a_scope_that_names_nothing_is_one_line(capsys, tiny_cifar, tmp_path):
     for flag, more in (('--trainable_scopes', []), ('--checkpoint_exclude_scopes',

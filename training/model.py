@@ -39,6 +39,7 @@ def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, 
                 batch_norm_decay=cfg['batch_norm_decay'],
                 batch_norm_epsilon=cfg['batch_norm_epsilon'], pointwise=pointwise,
                 trainable_scopes=scope_list(cfg.get('trainable_scopes', '')) if is_training else None,
+                freeze_batch_norm=is_training and cfg.get('freeze_batch_norm', False),
                 dropout_seed=tower_seed)
             if not logits:
                 first_tower_updates = len(updates)

@@ -24,7 +24,7 @@ v1 = tf.compat.v1
 # which images an epoch holds. The optimizer's family and weight averaging are checked too.
 RESUME_KEYS = ('width', 'min_depth', 'stem', 'use_explicit_padding', 'normalization', 'image_size',
                'dataset', 'val_size', 'test_size', 'seed', 'batch_size', 'steps_per_epoch',
-               'mixed_precision', 'trainable_scopes', 'class_weights')
+               'mixed_precision', 'trainable_scopes', 'freeze_batch_norm', 'class_weights')
 
 
 # Values a resumed run may change, at the price of a jump in the learning rate.
