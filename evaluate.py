@@ -186,7 +186,9 @@ def evaluate(args):
                           data['cifar_archive'] or None, test_only=dataset == 'cifar10')
     own = model.run.get('dataset') == dataset and 'data_dir' in model.run and \
         os.path.realpath(model.run['data_dir']) == os.path.realpath(data_dir)
-    if own and model.run.get('held_out') and splits.get('held_out') != model.run['held_out']:
+    carved_alike = all(data[key] == model.run.get(key) for key in ('val_size', 'test_size', 'seed'))
+    if own and carved_alike and model.run.get('held_out') and \
+            splits.get('held_out') != model.run['held_out']:
         print('Note: images were added to or removed from %s since the run was trained: its '
               '--val_size/--test_size carve other held-out images now, some it trained on'
               % data_dir, flush=True)

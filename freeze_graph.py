@@ -86,7 +86,8 @@ def freeze_graph(args):
         raise errors.ModelError('%s: has %d classes, not --num_classes %d'
                                 % (prefix, num_classes, args.num_classes))
     cfg, run = models.resolve_checkpoint_config(prefix, command_line.architecture_overrides(args))
-    labels = models.label_names(prefix, run.get('label_names'), num_classes)
+    labels = models.label_names(prefix, run.get('label_names'), num_classes,
+                                "label_names in its run's config.json")
     calibration = None
     if 'int8' in args.tflite_kinds:
         calibration = freezing.calibration_set(run_files.data_settings(run, vars(args)),

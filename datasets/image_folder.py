@@ -46,9 +46,10 @@ def load_folder(root, val_size=0, test_size=0, seed=0):
             np.array([label for label, name in enumerate(names)
                       for _ in listing.get(name, [])], np.int64))
     train, val, test = splits['train'], splits['val'], splits['test']
-    carved = val_size or test_size
+    carved = []  # the held-out splits taken from the training images
     if not split_folders:
         train, val, test = _carve(train, val_size, test_size, seed, root)
+        carved = [val, test]
     else:
         for flag, size, split in (('val_size', val_size, val), ('test_size', test_size, test)):
             if size and split.num_images:
@@ -58,11 +59,13 @@ def load_folder(root, val_size=0, test_size=0, seed=0):
             train, carved_val, carved_test = _carve(train, val_size, test_size, seed, root)
             val = val if val.num_images else carved_val
             test = test if test.num_images else carved_test
+            carved = [split for split, size in ((carved_val, val_size), (carved_test, test_size))
+                      if size]
     nested = sum(os.path.dirname(path) != os.path.join(folders[split], name)
                  for split in folders if folders[split] for name, paths in listings[split].items()
                  for path in paths)
     return dict(train=train, val=val, test=test, label_names=names, nested=nested,
-                held_out=held_out_digest(root, val, test) if carved else None)
+                held_out=held_out_digest(root, *carved) if val_size or test_size else None)
 
 
 def held_out_digest(root, *splits):

@@ -136,16 +136,15 @@ def _view(metadata, input_size):
     return metadata.get('central_fraction', streamed.central_fraction('tfrecord', input_size))
 
 
-def label_names(model, labels, num_classes):
+def label_names(model, labels, num_classes, source='the files freeze_graph.py wrote beside it'):
     """The class names `model` (its path) was saved with, or class_0.. when it has none;
-    ModelError when they are not one a class."""
+    ModelError when they are not one a class, pointing to `source`, where they came from."""
     if not labels:
         return ['class_%d' % i for i in range(num_classes)]
     if len(labels) != num_classes:
-        raise ModelError('%s: its metadata names %d classes (%s), the model has %d; put back the '
-                         'files freeze_graph.py wrote beside it' % (
-                             model, len(labels), ', '.join(labels[:3] + ['...'] if len(labels) > 3
-                                                           else labels), num_classes))
+        raise ModelError('%s: its metadata names %d classes (%s), the model has %d; check %s' % (
+            model, len(labels), ', '.join(labels[:3] + ['...'] if len(labels) > 3 else labels),
+            num_classes, source))
     return list(labels)
 
 

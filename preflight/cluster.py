@@ -101,7 +101,7 @@ def peer_state(address, seconds=3.0):
     'answering'."""
     host, port = address.rsplit(':', 1)
     try:
-        connection = socket.create_connection((host, int(port)), timeout=seconds)
+        connection = socket.create_connection((host.strip('[]'), int(port)), timeout=seconds)
     except OSError:
         return 'gone'
     with connection:

@@ -15,18 +15,13 @@ def write_files(outputs):
     """Writes {path: bytes or str} all or nothing: every file goes to PATH.tmp first; only once
     all are written does each earlier file step aside to PATH.old and the new one take its place,
     with Ctrl-C and SIGTERM held until the last is in place. A failure puts the earlier files back
-    and leaves no .tmp or .old behind; what a writer killed mid-swap left is set right first (its
-    PATH.old is the earlier file when PATH is gone, stale when PATH is there). A path that is a
-    folder is an IsADirectoryError before anything is written."""
+    and leaves no .tmp or .old behind; what a writer killed mid-swap left is set right first
+    (recover_swap). A path that is a folder is an IsADirectoryError before anything is written."""
     for path in outputs:
         if os.path.isdir(path):  # would be moved aside, and the files written into its place
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
     for path in outputs:
-        if os.path.isfile(path + '.old'):
-            if os.path.lexists(path):
-                os.remove(path + '.old')
-            else:
-                os.replace(path + '.old', path)
+        recover_swap(path)
     pending, placed = [], []  # temporary files; (path, its earlier file's .old or None)
     try:
         for path, data in outputs.items():
@@ -59,6 +54,14 @@ def write_files(outputs):
                 os.remove(temp)
 
 
+def recover_swap(path):
+    """Puts back the earlier file of a write_files killed in the middle of its swap: PATH gone,
+    PATH.old and PATH.tmp there. (A PATH.old beside PATH is left: the next swap replaces it.)"""
+    if not os.path.lexists(path) and os.path.isfile(path + '.old') and \
+            os.path.isfile(path + '.tmp'):
+        os.replace(path + '.old', path)
+
+
 @contextlib.contextmanager
 def signals_held():
     """Ctrl-C and SIGTERM wait for the block to end, then act as they would have: a sequence of
@@ -67,20 +70,20 @@ def signals_held():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught = []
-    numbers = (signal.SIGINT, signal.SIGTERM)
-    previous = {n: signal.signal(n, lambda signum, frame: caught.append(signum)) for n in numbers}
+    caught, previous = [], {}
     try:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, lambda signum, frame: caught.append(signum))
         yield
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-    if caught:
-        handler = previous[caught[0]]
-        if callable(handler):
-            handler(caught[0], None)
-        elif handler == signal.SIG_DFL:
-            os.kill(os.getpid(), caught[0])
+        if caught:  # acted on now, over an error of the block too
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])
 
 
 def topmost_missing(path):

@@ -725,6 +725,7 @@ def test_ctrl_c_in_the_middle_of_replacing_files_waits_for_the_last(tmp_path, mo
 def test_what_a_writer_killed_mid_swap_left_is_set_right(tmp_path):
     moved_aside, placed = str(tmp_path / 'm.pb'), str(tmp_path / 'm.json')
     open(moved_aside + '.old', 'w').write('old')  # killed after moving it aside
+    open(moved_aside + '.tmp', 'w').write('new, not placed')
     open(placed, 'w').write('new')  # killed after placing it, before removing its .old
     open(placed + '.old', 'w').write('old')
     with pytest.raises(IsADirectoryError):  # refused before anything: the leftovers stay as found
@@ -737,10 +738,18 @@ def test_what_a_writer_killed_mid_swap_left_is_set_right(tmp_path):
 def test_a_failed_write_after_a_killed_one_puts_the_earlier_file_back(tmp_path):
     path = str(tmp_path / 'm.pb')
     open(path + '.old', 'w').write('old')  # killed mid-swap: the only copy of the earlier file
+    open(path + '.tmp', 'w').write('new, not placed')
     (tmp_path / 'afile').write_text('')
     with pytest.raises(OSError):  # its second file cannot be written: nothing is replaced
         files.write_files({path: 'new', str(tmp_path / 'afile' / 'm.json'): 'new'})
     assert sorted(os.listdir(tmp_path)) == ['afile', 'm.pb'] and open(path).read() == 'old'
+
+
+def test_a_users_own_old_copy_is_not_taken_for_a_killed_writers(tmp_path):
+    path = str(tmp_path / 'model.pb')
+    open(path + '.old', 'w').write('my backup')  # mv model.pb model.pb.old
+    files.write_files({path: 'new'})
+    assert open(path).read() == 'new' and open(path + '.old').read() == 'my backup'
 
 
 def test_a_class_folder_that_links_back_to_the_data_is_refused(capsys, tmp_path):

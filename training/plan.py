@@ -43,7 +43,9 @@ class Plan(collections.abc.Mapping):
     def shared(self):
         """What every worker of a cluster must share: the saved settings but each machine's own
         choices and paths, the class names as their count and a digest."""
-        shared = {k: v for k, v in self.saved().items() if k not in MACHINE_KEYS}
+        # The classes without training images follow from the names and splits compared.
+        shared = {k: v for k, v in self.saved().items()
+                  if k not in MACHINE_KEYS and k != 'classes_not_trained'}
         names = json.dumps(shared.pop('label_names')).encode('utf-8')
         shared['classes'] = '%d, digest %s' % (len(self['label_names']),
                                                hashlib.sha1(names).hexdigest()[:12])

@@ -44,9 +44,10 @@ def _sizes(sizes):
     return ', '.join('%s %s' % (split, sizes.get(split, 0)) for split in ('train', 'val', 'test'))
 
 
-def check_resume_config(plan, path):
+def check_resume_config(plan, path, same_data=True):
     """UsageError unless `plan` may resume the run whose config.json is `path` (if any); a note
-    for each change it may make."""
+    for each change it may make. `same_data`: the data must be the run's (its split sizes and
+    held-out images), as for a run with a checkpoint to resume; not for one started again."""
     if not os.path.exists(path):
         return
     try:
@@ -67,12 +68,12 @@ def check_resume_config(plan, path):
                          % (plan['data_dir'], ', '.join(label_names), os.path.dirname(path),
                             ', '.join(map(str, saved['label_names']))))
     sizes = saved.get('split_sizes')
-    if sizes and sizes != plan['split_sizes']:
+    if same_data and sizes and sizes != plan['split_sizes']:
         raise UsageError('--data_dir %s holds %s images, the run being resumed in %s began on %s: '
                          'its epochs and scores would not be of the same data; restore it, or use '
                          'another --ckpt_dir' % (plan['data_dir'], _sizes(plan['split_sizes']),
                                                  os.path.dirname(path), _sizes(sizes)))
-    if saved.get('held_out') and saved['held_out'] != plan['held_out']:
+    if same_data and saved.get('held_out') and saved['held_out'] != plan['held_out']:
         raise UsageError('--data_dir %s: images were added or removed since the run being resumed '
                          'in %s began, so --val_size and --test_size carve other held-out images '
                          '(some it trained on); restore the folder, or use another --ckpt_dir'

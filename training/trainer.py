@@ -45,8 +45,12 @@ def train(plan, data, task, place=None):
     workers: the chief alone writes the folder."""
     ckpt_dir, chief = plan['ckpt_dir'], plan['chief']
     config_path = os.path.join(ckpt_dir, 'config.json')
-    latest, damaged = reading.newest_intact(ckpt_dir)
     metrics_path = os.path.join(ckpt_dir, 'metrics.jsonl')
+    if chief:
+        for path in (config_path, metrics_path):
+            files.recover_swap(path)
+    found = set(os.listdir(ckpt_dir)) if chief else set()
+    latest, damaged = reading.newest_intact(ckpt_dir)
     # Killed before its first checkpoint was whole: nothing to resume, but the same run.
     unsaved = not latest and (damaged or os.path.exists(metrics_path)
                               and os.path.getsize(metrics_path))
@@ -55,7 +59,7 @@ def train(plan, data, task, place=None):
                          '--ckpt_dir' % (ckpt_dir, 'only damaged checkpoints' if damaged else
                                          'a metrics.jsonl and no checkpoint'))
     if latest or unsaved:
-        resume.check_resume_config(plan, config_path)
+        resume.check_resume_config(plan, config_path, same_data=bool(latest))
     if latest and not os.path.exists(config_path) and chief:
         print('Note: %s has checkpoints but no config.json: resuming with this command\'s flags, '
               'unchecked against the run\'s (the checkpoint\'s shapes are checked); a new '
@@ -71,16 +75,18 @@ def train(plan, data, task, place=None):
     except Exception:
         if chief and not latest and not unsaved and not reading.newest_intact(ckpt_dir)[0] \
                 and not os.path.exists(metrics_path):
-            discard_untrained(ckpt_dir)  # refused or failed before its first save
+            discard_untrained(ckpt_dir, found)  # refused or failed before its first save
         raise
 
 
-def discard_untrained(ckpt_dir):
-    """Removes what a run that saved nothing wrote in its folder (run_files.run_folder removes
-    the folder then, if it made it): a later run there is a new one."""
-    made = [os.path.join(ckpt_dir, name) for name in ('config.json', SKIPPED_FILE)]
-    for path in made + glob.glob(os.path.join(glob.escape(ckpt_dir), 'events.out.tfevents.*')):
-        if os.path.isfile(path):
+def discard_untrained(ckpt_dir, found):
+    """Removes what a run that saved nothing wrote in its folder, all but the names `found`
+    there when it began (run_files.run_folder removes the folder then, if it made it): a later
+    run there is a new one."""
+    for name in os.listdir(ckpt_dir):
+        path = os.path.join(ckpt_dir, name)
+        if name not in found and (name in ('config.json', SKIPPED_FILE) or name.startswith(
+                'events.out.tfevents.')) and os.path.isfile(path):
             os.remove(path)
 
 
@@ -160,8 +166,7 @@ def check_decoded(before, after, reported, path=None):
     if fresh:
         report_skipped(skipped, fresh, path)
     raise DataError('no training image decoded in this epoch (the %d images that do not decode '
-                    'are named above%s): nothing to train on' % (
-                        len(skipped), ' and in %s' % path if path else ''))
+                    'are named above): nothing to train on' % len(skipped))
 
 
 @contextlib.contextmanager
