@@ -1,9 +1,11 @@
-"""Score a checkpoint, a frozen .pb or a .tflite on a whole test set: CIFAR-10's, or your own.
+"""Score a checkpoint, a frozen .pb, a .tflite or a .onnx on a whole test set: CIFAR-10's, or
+your own.
 
     python3 evaluate.py ckpt/                       # latest checkpoint of a run
     python3 evaluate.py frozen/mobilenet_v1.pb
     python3 evaluate.py frozen/mobilenet_v1_int8.tflite --plot confusion.png
     python3 evaluate.py opencv:frozen/mobilenet_v1.pb   # the .pb run by OpenCV's dnn module
+    python3 evaluate.py frozen/mobilenet_v1.onnx        # freeze_graph.py --onnx, in ONNX Runtime
     python3 evaluate.py ckpt/own --dataset folder --data_dir photos/
 
 Prints per-class precision, recall, F1 and support with the confusion matrix
@@ -106,7 +108,7 @@ def save_plot(matrix, label_names, accuracy, title, path):
 
 def parse_args(argv=None):
     parser = command_line.ArgumentParser(description=__doc__)
-    parser.add_argument('model', help='checkpoint prefix or folder, FILE.pb, FILE.tflite or opencv:FILE.pb')
+    parser.add_argument('model', help='checkpoint prefix or folder, FILE.pb, FILE.tflite, FILE.onnx or opencv:FILE.pb')
     command_line.add_data_flags(parser, 'the data scored')
     parser.add_argument('--split', choices=('auto', 'test', 'val', 'train'), default='auto',
                         help="own data: the split scored; 'auto' is test when there is one, else "

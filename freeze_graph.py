@@ -16,8 +16,18 @@ Beside OUTPUT.pb go OUTPUT.json (input size, the central share of a photo the
 model was scored on, classes, labels, width, preprocessing, node names) and
 OUTPUT_labels.txt; with --tflite, OUTPUT.tflite (float32) and OUTPUT_int8.tflite
 (full-integer: uint8 pixels in, uint8 probabilities out, calibrated on training
-images of the run's dataset, seen as evaluation sees them).
+images of the run's dataset, seen as evaluation sees them); with --onnx,
+OUTPUT.onnx (tf2onnx: the same NHWC input, input:0, and outputs, NAME:0).
+
+The backbone of a detector, its feature maps at any end points:
+
+    python3 freeze_graph.py --ckpt imported/ssd_backbone --backbone Conv2d_5_pointwise,Conv2d_11_pointwise,Conv2d_13_pointwise --image_size 416
+
+takes the same input (any size a multiple of 32, HxW, or 'dynamic' in the .pb
+alone) and gives one output per end point, named as it (Conv2d_5_pointwise,
+stride 8); OUTPUT.json lists each output's stride and channels.
 """
+import argparse
 import json
 import os
 import sys
@@ -33,6 +43,24 @@ from preflight import files
 TFLITE_KINDS = ('float32', 'int8')
 
 
+def input_size(text):
+    """--image_size: 'S' (S, S), 'HxW' (H, W) or 'dynamic' (None, None)."""
+    if text == 'dynamic':
+        return None, None
+    parts = text.lower().split('x')
+    try:
+        sides = [int(part) for part in parts]
+    except ValueError:
+        sides = []
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise argparse.ArgumentTypeError("%r: pass a size S, HxW or 'dynamic'" % text)
+    return sides[0], sides[-1]
+
+
+def size_text(shape):
+    return 'dynamic' if shape[0] is None else '%dx%d' % shape
+
+
 def parse_args(argv=None):
     parser = command_line.ArgumentParser(description=__doc__)
     parser.add_argument('--ckpt', default=config.DEFAULTS['ckpt_dir'],
@@ -40,21 +68,43 @@ def parse_args(argv=None):
     parser.add_argument('--output', default='frozen/mobilenet_v1.pb',
                         help='frozen graph to write; metadata, labels and TFLite go beside it '
                              '(default: %(default)s)')
-    parser.add_argument('--tflite', default='float32',
+    parser.add_argument('--tflite', default=None,
                         help="comma-separated TFLite files to write: float32, int8, or 'none' "
-                             '(default: %(default)s)')
+                             "(default: float32; none for --image_size dynamic)")
+    parser.add_argument('--onnx', action='store_true',
+                        help='also write OUTPUT.onnx (tf2onnx), the graph ONNX Runtime runs')
     parser.add_argument('--calibration_images', type=int, default=500,
                         help='training images that calibrate the int8 model (default: %(default)s)')
     command_line.add_data_flags(parser, 'int8 calibration', ('dataset', 'data_dir', 'cifar_archive'))
     parser.add_argument('--num_classes', type=int, default=None,
                         help="expected class count; an error if the checkpoint's differs")
-    command_line.add_architecture_flags(parser)
+    parser.add_argument('--backbone', default='',
+                        help='freeze the feature extractor of a detector in place of the '
+                             'classifier: comma-separated end points (Conv2d_0, '
+                             'Conv2d_1_depthwise, ..., Conv2d_13_pointwise), its outputs; '
+                             "'detection' for the stride 8, 16 and 32 maps YOLOv3 ports take "
+                             '(Conv2d_5_pointwise, Conv2d_11_pointwise, Conv2d_13_pointwise)')
+    command_line.add_architecture_flags(parser, image_size=(input_size, (
+        "the frozen graph's input: S (SxS); with --backbone also HxW, or 'dynamic' (any size, the "
+        ".pb and ONNX alone) (default: the checkpoint's, from its config.json, else %d)"
+        % config.DEFAULTS['image_size'])))
     args = parser.parse_args(argv)
-    kinds = [] if args.tflite == 'none' else args.tflite.split(',')
+    args.input_shape, args.image_size = args.image_size, None
+    if args.input_shape and args.input_shape[0] == args.input_shape[1]:
+        args.image_size = args.input_shape[0]  # the classifier's, or None for dynamic
+    if args.input_shape and not args.backbone and args.image_size is None:
+        parser.error('--image_size %s: the classifier takes square images of a fixed size; '
+                     'non-square and dynamic sizes are for --backbone' % size_text(args.input_shape))
+    dynamic = args.input_shape == (None, None)
+    tflite = args.tflite or ('none' if dynamic else 'float32')
+    kinds = [] if tflite == 'none' else tflite.split(',')
     bad = [k for k in kinds if k not in TFLITE_KINDS]
     if bad:
         parser.error("--tflite: unknown kind %s; pass float32, int8, 'float32,int8' or none"
                      % ', '.join(bad))
+    if kinds and dynamic:
+        parser.error('--tflite %s: TFLite takes a fixed input size, not --image_size dynamic; '
+                     'pass --tflite none, or a size' % tflite)
     if not args.output.endswith('.pb'):
         parser.error('--output must name a .pb file (metadata and TFLite go beside it), got %r'
                      % args.output)
@@ -75,37 +125,30 @@ def freeze_graph(args):
         raise errors.UsageError('--output %s: %s is a file, not a folder' % (args.output, blocker))
     cpu_kernels.import_tensorflow()  # only once the flags are good
     from checkpoints import reading
-    from checkpoints import run_files
-    from datasets import decoding
     from deployment import freezing
     from deployment import models
-    from tasks import classifier
     prefix = reading.checkpoint_prefix(args.ckpt)
-    num_classes = models.checkpoint_num_classes(prefix)
-    if args.num_classes is not None and args.num_classes != num_classes:
-        raise errors.ModelError('%s: has %d classes, not --num_classes %d'
-                                % (prefix, num_classes, args.num_classes))
     cfg, run = models.resolve_checkpoint_config(prefix, command_line.architecture_overrides(args))
-    labels = models.label_names(prefix, run.get('label_names'), num_classes,
-                                "label_names in its run's config.json")
-    calibration = None
-    if 'int8' in args.tflite_kinds:
-        calibration = freezing.calibration_set(run_files.data_settings(run, vars(args)),
-                                               args.calibration_images, cfg)
-        skipped = decoding.skipped_images()
-        if skipped:
-            print('Calibration skipped %d image(s) that do not decode: %s' % (len(skipped), '; '.join(
-                '%s (%s)' % (name, skipped[name]) for name in sorted(skipped)[:10])), flush=True)
-    graph_def = freezing.freeze(prefix, cfg, num_classes)
+    if args.backbone:
+        backbone = backbone_of(args, cfg)
+        made = dict(metadata=freezing.backbone_metadata(cfg, backbone, prefix), labels=None)
+    else:
+        backbone = None
+        made = classifier_files(args, prefix, cfg, run)
+    calibration = calibration_images(args, cfg, run) if 'int8' in args.tflite_kinds else None
+    graph_def = freezing.freeze(prefix, cfg, made.get('num_classes'), backbone)
+    outputs_of_graph = freezing.output_nodes(backbone)
     # Everything is made before anything is written: a failure leaves no mix of old and new files.
     stem = os.path.splitext(args.output)[0]
     outputs = {args.output: graph_def.SerializeToString(),
-               stem + '.json': json.dumps(freezing.metadata(cfg, num_classes, labels, prefix),
-                                          indent=1) + '\n',
-               stem + '_labels.txt': '\n'.join(labels) + '\n'}
+               stem + '.json': json.dumps(made['metadata'], indent=1) + '\n'}
+    if made['labels']:
+        outputs[stem + '_labels.txt'] = '\n'.join(made['labels']) + '\n'
     for kind in args.tflite_kinds:
         outputs[stem + ('_int8' if kind == 'int8' else '') + '.tflite'] = freezing.to_tflite(
-            graph_def, kind, calibration)
+            graph_def, kind, calibration, outputs_of_graph[:1] if not backbone else outputs_of_graph)
+    if args.onnx:
+        outputs[stem + '.onnx'] = freezing.to_onnx(graph_def, outputs_of_graph)
     try:
         files.write_files(outputs)
     except OSError as e:
@@ -113,14 +156,68 @@ def freeze_graph(args):
         raise errors.UsageError('%s: cannot write (%s)' % (path, e.strerror or e)) from e
     for path, data in outputs.items():
         print('wrote %s (%s bytes)' % (path, format(len(data), ',')))
-    # A TFLite file of an earlier freeze would not match the metadata just written.
-    for kind in TFLITE_KINDS:
-        stale = stem + ('_int8' if kind == 'int8' else '') + '.tflite'
+    # Files of an earlier freeze that would not match the metadata just written.
+    for stale in [stem + '_int8.tflite', stem + '.tflite', stem + '.onnx', stem + '_labels.txt']:
         if stale not in outputs and os.path.exists(stale):
             os.remove(stale)
             print('removed %s (from an earlier freeze)' % stale)
-    print(json.dumps(dict(checkpoint=prefix, files=list(outputs), input=classifier.INPUT_NODE,
-                          output=classifier.OUTPUT_NODE, logits=classifier.LOGITS_NODE)))
+    nodes = dict(outputs=outputs_of_graph) if backbone else dict(
+        output=outputs_of_graph[0], logits=outputs_of_graph[1])
+    print(json.dumps(dict(checkpoint=prefix, files=list(outputs), input=freezing.INPUT_NODE,
+                          **nodes)))
+
+
+def backbone_of(args, cfg):
+    """(end points, height, width) of --backbone and --image_size; UsageError for an end point
+    the base has not, or a size its strides do not divide."""
+    import mobilenet
+    names = mobilenet.end_point_names()
+    end_points = list(mobilenet.DETECTION_END_POINTS) if args.backbone == 'detection' else [
+        name.strip() for name in args.backbone.split(',') if name.strip()]
+    unknown = [name for name in end_points if name not in names]
+    if unknown or not end_points:
+        raise errors.UsageError('--backbone %s: %s; end points are %s, or pass detection'
+                                % (args.backbone, 'not an end point of MobileNetV1' if unknown
+                                   else 'names no end point', ', '.join(names)))
+    height, width = args.input_shape or (cfg['image_size'], cfg['image_size'])
+    stride = max(mobilenet.end_point_strides(mobilenet.STEMS[cfg['stem']])[n] for n in end_points)
+    if height is not None and (height % stride or width % stride):
+        raise errors.UsageError('--image_size %s: %s has stride %d; pass sides that are multiples '
+                                'of %d (e.g. %d)' % (size_text((height, width)), max(
+                                    end_points, key=names.index), stride, stride,
+                                    -(-max(height, width) // stride) * stride))
+    if 'int8' in args.tflite_kinds and height != width:
+        raise errors.UsageError('--tflite int8 --image_size %s: its calibration images are square; '
+                                'pass a square size' % size_text((height, width)))
+    return end_points, height, width
+
+
+def classifier_files(args, prefix, cfg, run):
+    """{'num_classes', 'labels', 'metadata'} of the classifier frozen from the checkpoint."""
+    from deployment import freezing
+    from deployment import models
+    num_classes = models.checkpoint_num_classes(prefix)
+    if args.num_classes is not None and args.num_classes != num_classes:
+        raise errors.ModelError('%s: has %d classes, not --num_classes %d'
+                                % (prefix, num_classes, args.num_classes))
+    labels = models.label_names(prefix, run.get('label_names'), num_classes,
+                                "label_names in its run's config.json")
+    return dict(num_classes=num_classes, labels=labels,
+                metadata=freezing.metadata(cfg, num_classes, labels, prefix))
+
+
+def calibration_images(args, cfg, run):
+    """The int8 model's calibration images, drawn from the run's training data."""
+    from checkpoints import run_files
+    from datasets import decoding
+    from deployment import freezing
+    calibration = freezing.calibration_set(run_files.data_settings(run, vars(args)),
+                                           args.calibration_images, cfg)
+    skipped = decoding.skipped_images()
+    if skipped:
+        print('Calibration skipped %d image(s) that do not decode: %s' % (len(skipped), '; '.join(
+            '%s (%s)' % (name, skipped[name]) for name in sorted(skipped)[:10])), flush=True)
+    return calibration
 
 
 def main(argv=None):

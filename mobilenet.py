@@ -193,9 +193,7 @@ def mobilenet_v1_base(inputs, final_endpoint='Conv2d_13_pointwise', min_depth=8,
         raise ValueError('inputs must be a 4-D NHWC batch of images, got shape %s.' % inputs.shape)
     _check_pointwise(pointwise)
     conv_defs = conv_defs or MOBILENETV1_CONV_DEFS
-    names = ['Conv2d_%d' % i if isinstance(d, Conv) else 'Conv2d_%d_%s' % (i, part)
-             for i, d in enumerate(conv_defs)
-             for part in (('',) if isinstance(d, Conv) else ('depthwise', 'pointwise'))]
+    names = end_point_names(conv_defs)
     if final_endpoint not in names:
         raise ValueError('final_endpoint must be one of %s, got %r.' % (names, final_endpoint))
 
@@ -262,6 +260,60 @@ def mobilenet_v1_base(inputs, final_endpoint='Conv2d_13_pointwise', min_depth=8,
     raise AssertionError('unreachable: final_endpoint was validated above')
 
 
+# Strides 8, 16 and 32: the maps MobileNet-YOLOv3 ports route to YOLOv3's three scales.
+DETECTION_END_POINTS = ('Conv2d_5_pointwise', 'Conv2d_11_pointwise', 'Conv2d_13_pointwise')
+
+
+def end_point_names(conv_defs=None):
+    """The base's end points in order: Conv2d_0, Conv2d_1_depthwise, ..., Conv2d_13_pointwise."""
+    return ['Conv2d_%d' % i if isinstance(d, Conv) else 'Conv2d_%d_%s' % (i, part)
+            for i, d in enumerate(conv_defs or MOBILENETV1_CONV_DEFS)
+            for part in (('',) if isinstance(d, Conv) else ('depthwise', 'pointwise'))]
+
+
+def end_point_strides(conv_defs=None):
+    """{end point: its output's stride over the input}."""
+    strides, stride = {}, 1
+    for i, conv_def in enumerate(conv_defs or MOBILENETV1_CONV_DEFS):
+        stride *= conv_def.stride
+        parts = ('',) if isinstance(conv_def, Conv) else ('_depthwise', '_pointwise')
+        for part in parts:
+            strides['Conv2d_%d%s' % (i, part)] = stride
+    return strides
+
+
+def end_point_depths(depth_multiplier=1.0, min_depth=8, conv_defs=None):
+    """{end point: its channels} at a width (a depthwise layer keeps its input's channels)."""
+    depths, channels = {}, 3
+    for i, conv_def in enumerate(conv_defs or MOBILENETV1_CONV_DEFS):
+        if isinstance(conv_def, DepthSepConv):
+            depths['Conv2d_%d_depthwise' % i] = channels
+        channels = max(int(conv_def.depth * depth_multiplier), min_depth)
+        depths['Conv2d_%d' % i if isinstance(conv_def, Conv) else 'Conv2d_%d_pointwise' % i] = channels
+    return depths
+
+
+def mobilenet_v1_features(inputs, end_points=DETECTION_END_POINTS, scope='MobilenetV1',
+                          conv_defs=None, **base_args):
+    """The feature maps at `end_points` (names of mobilenet_v1_base's end points, any order),
+    for a detector's backbone: the base is built up to the deepest of them, under slim's
+    variable names, with mobilenet_v1_base's other arguments.
+
+    Returns:
+      [tensor of each end point, in the order given].
+    """
+    names = end_point_names(conv_defs)
+    unknown = [name for name in end_points if name not in names]
+    if not end_points or unknown:
+        raise ValueError('end_points must name end points of the base (%s), got %r; detectors '
+                         'take %s' % (', '.join(names), list(end_points),
+                                      ','.join(DETECTION_END_POINTS)))
+    deepest = max(end_points, key=names.index)
+    _, found = mobilenet_v1_base(inputs, final_endpoint=deepest, scope=scope,
+                                 conv_defs=conv_defs, **base_args)
+    return [found[name] for name in end_points]
+
+
 def mobilenet_v1(inputs, num_classes=1000, dropout_keep_prob=0.999, is_training=True,
                  min_depth=8, depth_multiplier=1.0, conv_defs=None, prediction_fn=softmax,
                  spatial_squeeze=True, reuse=None, scope='MobilenetV1', global_pool=False,
@@ -282,8 +334,8 @@ def mobilenet_v1(inputs, num_classes=1000, dropout_keep_prob=0.999, is_training=
       spatial_squeeze: squeeze the 1x1 spatial dims of the logits.
       reuse: reuse the variables (e.g. an eval tower beside the train tower).
       scope: variable scope; 'MobilenetV1' matches published checkpoints.
-      global_pool: global average pooling instead of slim's fixed 7x7 AvgPool
-        (reduced for small inputs).
+      global_pool: average pooling as a mean ('global_pool') rather than an AvgPool of
+        the whole map ('AvgPool_1a', slim's name; slim's fixed 7x7 fails beyond 224).
       dropout_seed: None for TensorFlow's stateful dropout, or an int [2] tensor
         that the dropout mask is a function of (stateless dropout): keyed by the
         step, a resumed run draws the masks an uninterrupted one would.
@@ -312,10 +364,14 @@ def mobilenet_v1(inputs, num_classes=1000, dropout_keep_prob=0.999, is_training=
             if global_pool:
                 net = tf.reduce_mean(net, [1, 2], keepdims=True, name='global_pool')
                 end_points['global_pool'] = net
-            else:
-                kernel = _reduced_kernel_size_for_small_input(net, [7, 7])
-                net = tf.nn.avg_pool2d(net, [1] + kernel + [1], [1, 1, 1, 1], 'VALID',
-                                       name='AvgPool_1a')
+            elif net.shape[1:3].is_fully_defined():
+                # slim pools a fixed 7x7 (the map of a 224 input; smaller maps whole) and gives
+                # no logits beyond; the whole map is pooled here, the same up to 224.
+                net = tf.nn.avg_pool2d(net, [1] + net.shape[1:3].as_list() + [1], [1, 1, 1, 1],
+                                       'VALID', name='AvgPool_1a')
+                end_points['AvgPool_1a'] = net
+            else:  # an input of any size
+                net = tf.reduce_mean(net, [1, 2], keepdims=True, name='AvgPool_1a')
                 end_points['AvgPool_1a'] = net
             if not num_classes:
                 return net, end_points
@@ -350,14 +406,6 @@ def _partial(func, **kwargs):
 mobilenet_v1_075 = _partial(mobilenet_v1, depth_multiplier=0.75)
 mobilenet_v1_050 = _partial(mobilenet_v1, depth_multiplier=0.50)
 mobilenet_v1_025 = _partial(mobilenet_v1, depth_multiplier=0.25)
-
-
-def _reduced_kernel_size_for_small_input(input_tensor, kernel_size):
-    """The 7x7 pool of 224 inputs, shrunk to the feature map when it is smaller."""
-    shape = input_tensor.shape.as_list()
-    if shape[1] is None or shape[2] is None:
-        return kernel_size
-    return [min(shape[1], kernel_size[0]), min(shape[2], kernel_size[1])]
 
 
 def layer_table(depth_multiplier=1.0, image_size=224, conv_defs=None, min_depth=8):

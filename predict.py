@@ -1,4 +1,4 @@
-"""Classify image files with a checkpoint, a frozen .pb or a .tflite.
+"""Classify image files with a checkpoint, a frozen .pb, a .tflite or a .onnx.
 
     python3 predict.py frozen/mobilenet_v1.pb cat.jpg truck.png --top_k 3
 
@@ -32,9 +32,13 @@ def read_image(path):
 
 def parse_args(argv=None):
     parser = command_line.ArgumentParser(description=__doc__)
-    parser.add_argument('model', help='checkpoint prefix or folder, FILE.pb, FILE.tflite or opencv:FILE.pb')
+    parser.add_argument('model', help='checkpoint prefix or folder, FILE.pb, FILE.tflite, FILE.onnx or opencv:FILE.pb')
     parser.add_argument('images', nargs='+', metavar='IMAGE', help='image files')
     parser.add_argument('--top_k', type=int, default=3, help='labels shown per image (default: %(default)s)')
+    parser.add_argument('--labels', default=None,
+                        help="class names, one a line, in place of those saved with the model "
+                             "(a file of one name more or fewer than the model's classes: the "
+                             'background class of 1001-class models is dropped or added)')
     command_line.add_architecture_flags(parser)
     args = parser.parse_args(argv)
     if args.top_k < 1:
@@ -43,6 +47,8 @@ def parse_args(argv=None):
 
 
 def predict(args):
+    if args.labels and not os.path.exists(args.labels):
+        raise errors.UsageError('--labels %s: no such file' % args.labels)
     cpu_kernels.import_tensorflow()  # only once the flags are good
     from deployment import models
     model = models.load_model(args.model, **command_line.architecture_overrides(args))
@@ -50,7 +56,12 @@ def predict(args):
     batch = models.photo_views([read_image(path) for path in args.images],
                                model.input_size, model.central_fraction)
     probs = model.predict(batch)
-    names = models.label_names(args.model, model.labels, probs.shape[1])
+    if args.labels:
+        names, note = models.read_labels(args.labels, probs.shape[1])
+        if note:
+            print('Note: %s' % note, flush=True)
+    else:
+        names = models.label_names(args.model, model.labels, probs.shape[1])
     results = []
     for path, row in zip(args.images, probs):
         top = np.argsort(-row, kind='stable')[:args.top_k]  # ties in class order, as argmax

@@ -16,7 +16,11 @@ from preflight.errors import UsageError
 
 def run_file(prefix, name):
     """A file a run keeps beside its checkpoints (config.json, metrics.jsonl): in the
-    checkpoint's folder, or the folder above for checkpoints under best/. None if absent."""
+    checkpoint's folder, or the folder above for checkpoints under best/. None if absent. An
+    imported checkpoint's settings are its own, PREFIX.json (import_weights.py), so that imports
+    share a folder."""
+    if name == 'config.json' and os.path.isfile(prefix + '.json'):
+        return prefix + '.json'
     folder = os.path.dirname(os.path.abspath(prefix))
     candidates = [folder]
     # Only best/ is a run's own subfolder; the folder above any other may hold unrelated runs.
@@ -63,6 +67,11 @@ def load_config(path):
         if key in saved and key != 'towers' and not _same_kind(saved[key], default):
             raise errors.ModelError('%s: %s is %s, not %s' % (path, key, json.dumps(saved[key]),
                                                         _KINDS[type(default)]))
+    fraction = saved.get('central_fraction', 1.0)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or \
+            not 0 < fraction <= 1:
+        raise errors.ModelError('%s: central_fraction is %s, not a number in (0, 1]'
+                                % (path, json.dumps(fraction)))
     names = saved.get('label_names', [])
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise errors.ModelError('%s: label_names is %s, not a list of class names'

@@ -25,6 +25,11 @@ def load_folder(root, val_size=0, test_size=0, seed=0):
     folders = {split: _split_folder(root, split) for split in ('train', 'val', 'test')}
     split_folders = folders['train'] is not None
     if not split_folders:
+        held = [folders[split] for split in ('val', 'test') if folders[split]]
+        if held:  # else its class folders would be read as one more class
+            raise DataError('%s: has %s but no train/ folder beside it; put the training class '
+                            'folders in %s' % (root, ' and '.join(
+                                os.path.basename(f) + '/' for f in held), os.path.join(root, 'train')))
         # No train/ folder: DIR's subfolders are the classes, whatever their names.
         folders = dict(train=root, val=None, test=None)
     listings = _read(folders)

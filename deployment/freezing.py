@@ -1,5 +1,6 @@
-"""A trained classifier checkpoint frozen for devices: the GraphDef, its metadata, TFLite
-float32 and int8 (calibrated on the run's own training images). freeze_graph.py writes them."""
+"""A trained checkpoint frozen for devices, as the classifier or as a detector's backbone (its
+feature maps): the GraphDef, its metadata, TFLite float32 and int8 (calibrated on the run's own
+training images), ONNX. freeze_graph.py writes them."""
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.tools import optimize_for_inference_lib
@@ -10,24 +11,46 @@ from datasets import factory
 from datasets import sources
 from deployment import models
 from pipelines import streamed
+import mobilenet
 from preflight import errors
 from tasks import classifier
+from training import model
 
 v1 = tf.compat.v1
 tf.get_logger().setLevel('ERROR')
 
+
+INPUT_NODE = classifier.INPUT_NODE
 
 # Ops a frozen inference graph may hold; anything else (variables, training ops) is a bug.
 INFERENCE_OPS = {'Placeholder', 'Const', 'Conv2D', 'DepthwiseConv2dNative', 'BiasAdd', 'Relu6',
                  'AvgPool', 'Mean', 'Squeeze', 'Reshape', 'Softmax', 'Pad', 'Identity'}
 
 
-def freeze(prefix, cfg, num_classes):
-    """A frozen, batch-norm-folded GraphDef of the checkpoint."""
+def output_nodes(backbone=None):
+    """The frozen graph's outputs: the classifier's probabilities and logits, or the backbone's
+    feature maps, each named as its end point."""
+    return list(backbone[0]) if backbone else [classifier.OUTPUT_NODE, classifier.LOGITS_NODE]
+
+
+def backbone_graph(cfg, end_points, height, width):
+    """input placeholder [N, height, width, 3] (None: any size) -> preprocessing -> the base:
+    (input, [feature map of each end point, its node named as the end point])."""
+    images = v1.placeholder(tf.float32, [None, height, width, 3], name=classifier.INPUT_NODE)
+    maps = model.build_features(images, cfg, end_points)
+    return images, [tf.identity(feature, name=name) for feature, name in zip(maps, end_points)]
+
+
+def freeze(prefix, cfg, num_classes, backbone=None):
+    """A frozen, batch-norm-folded GraphDef of the checkpoint: the classifier, or with
+    `backbone` ((end points), height, width) the base's feature maps."""
     with tf.Graph().as_default() as graph, v1.Session() as sess:
-        classifier.inference_graph(cfg, num_classes)
+        if backbone:
+            backbone_graph(cfg, *backbone)
+        else:
+            classifier.inference_graph(cfg, num_classes)
         models.restore_for_inference(sess, prefix, cfg)
-        outputs = [classifier.OUTPUT_NODE, classifier.LOGITS_NODE]
+        outputs = output_nodes(backbone)
         frozen = v1.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), outputs)
     # toco_compatible: no FusedPadConv2D/FusedResizeAndPadConv2D, which other runtimes lack.
     frozen = optimize_for_inference_lib.optimize_for_inference(
@@ -38,27 +61,49 @@ def freeze(prefix, cfg, num_classes):
     return frozen
 
 
-def metadata(cfg, num_classes, labels, prefix):
+def backbone_metadata(cfg, backbone, prefix):
+    """What a backbone's .json holds: input, and each output's stride and channels."""
+    end_points, height, width = backbone
+    strides = mobilenet.end_point_strides(mobilenet.STEMS[cfg['stem']])
+    channels = mobilenet.end_point_depths(cfg['width'], cfg['min_depth'])
+    # OpenCV's importer drops Identity nodes: it reaches a map by the layer that makes it.
+    outputs = [dict(name=name, layer='MobilenetV1/%s/Relu6' % name, stride=strides[name],
+                    channels=channels[name],
+                    shape=[None if height is None else -(-height // strides[name]),
+                           None if width is None else -(-width // strides[name]), channels[name]])
+               for name in end_points]
+    return dict(input=classifier.INPUT_NODE, outputs=outputs, input_size=[height, width],
+                input_layout='NHWC', input_channels='RGB', input_range=[0, 255],
+                preprocessing=_preprocessing(cfg),
+                architecture={k: cfg[k] for k in config.ARCHITECTURE_KEYS if k != 'image_size'},
+                checkpoint=prefix)
+
+
+def _preprocessing(cfg):
     scale_offset = {'cifar': dict(mean=list(data_utils.CIFAR10_MEAN), std=list(data_utils.CIFAR10_STD)),
                     'inception': dict(mean=[127.5] * 3, std=[127.5] * 3)}[cfg['normalization']]
+    return dict(in_graph=True, mode=cfg['normalization'], formula='(pixel - mean) / std',
+                **scale_offset)
+
+
+def metadata(cfg, num_classes, labels, prefix):
     return dict(
         input=classifier.INPUT_NODE, output=classifier.OUTPUT_NODE, logits=classifier.LOGITS_NODE,
         input_size=cfg['image_size'], input_layout='NHWC', input_channels='RGB',
         input_range=[0, 255], central_fraction=cfg['central_fraction'], num_classes=num_classes,
         labels=labels,
-        preprocessing=dict(in_graph=True, mode=cfg['normalization'],
-                           formula='(pixel - mean) / std', **scale_offset),
+        preprocessing=_preprocessing(cfg),
         architecture={k: cfg[k] for k in config.ARCHITECTURE_KEYS}, checkpoint=prefix)
 
 
-def to_tflite(graph_def, kind, calibration_images=None):
+def to_tflite(graph_def, kind, calibration_images=None, outputs=(classifier.OUTPUT_NODE,)):
     """TFLite bytes from the frozen graph: float32, or full-integer calibrated on images."""
     with tf.Graph().as_default() as graph:
         v1.import_graph_def(graph_def, name='')
         with v1.Session(graph=graph) as sess:
             converter = v1.lite.TFLiteConverter.from_session(
                 sess, [graph.get_tensor_by_name(classifier.INPUT_NODE + ':0')],
-                [graph.get_tensor_by_name(classifier.OUTPUT_NODE + ':0')])
+                [graph.get_tensor_by_name(name + ':0') for name in outputs])
             if kind == 'int8':
                 def representative_dataset():
                     for image in calibration_images:
@@ -74,6 +119,21 @@ def to_tflite(graph_def, kind, calibration_images=None):
             except Exception as e:  # the converter raises its own ConverterError, not exported
                 message = ' '.join(str(e).split())[:300]
                 raise errors.ModelError('TFLite %s conversion failed: %s' % (kind, message)) from e
+
+
+def to_onnx(graph_def, outputs):
+    """ONNX bytes of the frozen graph (tf2onnx, its default opset), NHWC as the graph is: the
+    input is input:0, each output its node's name with :0."""
+    import logging
+    import tf2onnx
+    tf2onnx.logging.set_level(logging.ERROR)
+    try:
+        proto, _ = tf2onnx.convert.from_graph_def(
+            graph_def, input_names=[classifier.INPUT_NODE + ':0'],
+            output_names=[name + ':0' for name in outputs])
+    except Exception as e:  # tf2onnx raises what its handlers happen to
+        raise errors.ModelError('ONNX conversion failed: %s' % ' '.join(str(e).split())[:300]) from e
+    return proto.SerializeToString()
 
 
 def calibration_set(data, count, cfg):

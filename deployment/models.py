@@ -1,11 +1,12 @@
 """A trained model as a function from raw RGB pixels to class probabilities.
 
-One interface over the four forms a model takes here, so that evaluate.py and
+One interface over the five forms a model takes here, so that evaluate.py and
 predict.py treat them alike and the tests can compare them:
 
     checkpoint   a train.py checkpoint (prefix or folder), rebuilt for inference
     .pb          a frozen GraphDef from freeze_graph.py
     .tflite      float32 or full-integer TFLite from freeze_graph.py
+    .onnx        the frozen graph as ONNX (freeze_graph.py --onnx), run by ONNX Runtime
     opencv:PATH  a frozen .pb run by OpenCV's dnn module
 
 Each takes float or uint8 NHWC images in 0..255 at the model's input size and
@@ -74,9 +75,10 @@ def resolve_checkpoint_config(prefix, overrides=None):
         checks.check_architecture(cfg)
     except errors.UsageError as e:
         raise ModelError('%s: %s' % (prefix, e)) from e
-    # The view of a photo the model was scored on; a checkpoint with no config.json beside it at
-    # a size other than 32 is taken for a published ImageNet one, seen as slim's evaluation does.
-    cfg['central_fraction'] = streamed.central_fraction(
+    # The view of a photo the model was scored on: an import's says it; a checkpoint with no
+    # config.json beside it at a size other than 32 is taken for a published ImageNet one, seen
+    # as slim's evaluation does.
+    cfg['central_fraction'] = saved.get('central_fraction') or streamed.central_fraction(
         saved.get('dataset', 'cifar10' if saved else 'tfrecord'), cfg['image_size'])
     return cfg, saved
 
@@ -146,6 +148,34 @@ def label_names(model, labels, num_classes, source='the files freeze_graph.py wr
             model, len(labels), ', '.join(labels[:3] + ['...'] if len(labels) > 3 else labels),
             num_classes, source))
     return list(labels)
+
+
+def read_labels(path, num_classes):
+    """(class names of a labels file, one a line, for a model of num_classes classes; a note or
+    None). A file of one name more (a 'background' first line, as TF-Slim's 1001-class ImageNet
+    models) or one fewer (Keras's 1000 classes for a 1001-class model) is set to the model's
+    count and said; any other count is a UsageError naming the file and both counts."""
+    try:
+        with open(path, encoding='utf-8-sig') as f:
+            names = [line.strip() for line in f.read().splitlines()]
+    except OSError as e:
+        raise errors.UsageError('--labels %s: cannot read (%s)' % (path, e.strerror)) from e
+    except UnicodeDecodeError as e:
+        raise errors.UsageError('--labels %s: not UTF-8 text (%s)' % (path, e.reason)) from e
+    while names and not names[-1]:
+        names.pop()
+    if len(names) == num_classes:
+        return names, None
+    if len(names) == num_classes + 1:
+        return names[1:], ('--labels %s: %d names for %d classes; its first, %r, dropped (the '
+                           'background class of 1001-class models)' % (path, len(names),
+                                                                        num_classes, names[0]))
+    if len(names) == num_classes - 1:
+        return ['background'] + names, (
+            '--labels %s: %d names for %d classes; class 0 is the background class of 1001-class '
+            'models' % (path, len(names), num_classes))
+    raise errors.UsageError('--labels %s: %d names, one a line, for a model of %d classes'
+                            % (path, len(names), num_classes))
 
 
 class FrozenGraphModel:
@@ -353,15 +383,48 @@ class OpenCVModel:
         return np.asarray(self.net.forward(classifier.OUTPUT_NODE), np.float32).reshape(len(images), -1)
 
 
+class ONNXModel:
+    """A .onnx of freeze_graph.py --onnx run by ONNX Runtime: the frozen graph's NHWC pixels in
+    (input:0), its probabilities out."""
+
+    def __init__(self, path):
+        import onnxruntime
+        try:
+            self.session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+        except Exception as e:  # onnxruntime's own exception types are not exported alike
+            raise ModelError('%s: ONNX Runtime cannot load it (%s)' % (
+                path, ' '.join(str(e).split())[:200])) from e
+        names = [o.name for o in self.session.get_outputs()]
+        inputs = self.session.get_inputs()
+        if classifier.OUTPUT_NODE + ':0' not in names or len(inputs) != 1:
+            raise ModelError('%s: gives %s; not a classifier of freeze_graph.py --onnx (its '
+                             'output is %s:0)' % (path, ', '.join(names), classifier.OUTPUT_NODE))
+        self.input_name = inputs[0].name
+        metadata = read_metadata(path)
+        size = inputs[0].shape[1]
+        self.input_size = size if isinstance(size, int) else metadata.get('input_size', 224)
+        self.num_classes = metadata.get('num_classes')
+        self.run = {}
+        self.labels = metadata.get('labels')
+        self.central_fraction = _view(metadata, self.input_size)
+
+    def predict(self, images):
+        return self.session.run([classifier.OUTPUT_NODE + ':0'], {
+            self.input_name: np.asarray(images, np.float32)})[0]
+
+
 def load_model(path, **overrides):
-    """A model from a path: .pb, .tflite, opencv:FILE.pb, else a checkpoint prefix or folder."""
+    """A model from a path: .pb, .tflite, .onnx, opencv:FILE.pb, else a checkpoint prefix or
+    folder."""
     if path.startswith('opencv:'):
         return OpenCVModel(path[len('opencv:'):])
-    if path.endswith('.pb') or path.endswith('.tflite'):
+    if path.endswith(('.pb', '.tflite', '.onnx')):
         if not os.path.isfile(path):
             raise ModelError('%s: no such file' % path)
         if path.endswith('.pb'):
             return FrozenGraphModel(path)
+        if path.endswith('.onnx'):
+            return ONNXModel(path)
         return TFLiteModel(path, overrides.get('normalization'))
     return CheckpointModel(path, overrides)
 

@@ -81,9 +81,13 @@ def parse_config(argv=None, description=None):
     return cfg
 
 
-def add_architecture_flags(parser):
-    """Flags that describe a checkpoint with no config.json beside it."""
+def add_architecture_flags(parser, image_size=None):
+    """Flags that describe a checkpoint with no config.json beside it; `image_size` (type,
+    help) where a program reads that flag otherwise."""
     for key in config.ARCHITECTURE_KEYS:
+        if key == 'image_size' and image_size:
+            parser.add_argument('--' + key, type=image_size[0], default=None, help=image_size[1])
+            continue
         parser.add_argument('--' + key, type=flag_type(config.DEFAULTS[key]), default=None,
                             help='%s: %s (default: from the config.json saved with the '
                                  'checkpoint, else %r)' % (

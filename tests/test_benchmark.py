@@ -80,7 +80,7 @@ def test_every_flag_is_in_help(capsys):
 
 
 @pytest.mark.parametrize('flags,message', [
-    (['--stem', 'cifar', '--image_size', '256'], '--image_size 256 is too large for --stem cifar'),
+    (['--stem', 'cifar', '--image_size', '0'], '--image_size must be greater than 0, got 0'),
     (['--towers', '3'], '--batch_size 128 is not a multiple of --towers 3'),
     (['--output', '{file}/sub/b.json'], '--output {file}/sub/b.json: cannot create its folder'),
     (['--output', '{tmp}'], '--output {tmp}: is a folder'),

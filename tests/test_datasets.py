@@ -345,3 +345,14 @@ def test_the_converter_refuses_a_name_that_would_pass_for_a_split(capsys, tmp_pa
         assert exit_info.value.code == 2
         assert '--name %r' % name in capsys.readouterr().err
     assert not (tmp_path / 'rec').exists()
+
+
+def test_a_test_folder_beside_the_class_folders_needs_them_in_train(tmp_path):
+    """Else test/ would be read as one more class, its images trained on."""
+    from preflight.errors import DataError
+    root = own_images(tmp_path / 'photos')
+    (root / 'test' / 'cat').mkdir(parents=True)
+    Image.new('RGB', (8, 8)).save(root / 'test' / 'cat' / 'a.png')
+    with pytest.raises(DataError, match=r'photos: has test/ but no train/ folder beside it; put '
+                                        r'the training class folders in .*photos/train'):
+        image_folder.load_folder(str(root))

@@ -537,7 +537,7 @@ def test_only_best_reads_the_config_of_the_folder_above(frozen, capsys, tmp_path
     (['--stem', 'resnet'], '--stem must be one of imagenet, cifar'),
     (['--normalization', 'imagenet'], '--normalization must be one of cifar, inception'),
     (['--width', '0'], '--width must be a finite number greater than 0'),
-    (['--image_size', '500'], '--image_size 500 is too large for --stem cifar'),
+    (['--min_depth', '0'], '--min_depth must be a finite number greater than 0'),
 ])
 def test_bad_architecture_flags_get_one_line(frozen, capsys, tmp_path, flags, message):
     line = freeze_error(capsys, tmp_path, ['--ckpt', frozen.ckpt_dir, '--tflite', 'none'] + flags)

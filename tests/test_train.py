@@ -232,7 +232,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tiny_cifar, t
     (['--load_pretrain', '1', '--pretrain_path', ''], '--load_pretrain 1 needs --pretrain_path'),
     (['--load_pretrain', '1', '--pretrain_path', '/nonexistent/model.ckpt'], '/nonexistent/model.ckpt'),
     (['--batch_size', '0'], '--batch_size must be greater than 0'),
-    (['--image_size', '128'], '--image_size 128 is too large for --stem cifar (at most 112'),
+    (['--image_size', '0'], '--image_size must be a finite number greater than 0'),
     (['--val_size', '160'], '--val_size 160 leaves no training images (there are 160)'),
     (['--ema_decay', '1'], '--ema_decay must be in [0, 1)'),
     (['--cutout', '33'], '--cutout must be a side in pixels from 0 (off) to 32'),

@@ -20,11 +20,6 @@ def check_architecture(cfg):
     for key in ('width', 'min_depth', 'image_size'):
         if not (math.isfinite(cfg[key]) and cfg[key] > 0):
             raise UsageError('--%s must be a finite number greater than 0, got %r' % (key, cfg[key]))
-    stride = math.prod(d.stride for d in mobilenet.STEMS[cfg['stem']])
-    if math.ceil(cfg['image_size'] / stride) > 7:
-        raise UsageError('--image_size %d is too large for --stem %s (at most %d: the logits pool '
-                         'a 7x7 map at most); pass --stem imagenet for up to 224'
-                         % (cfg['image_size'], cfg['stem'], 7 * stride))
 
 
 def check_config(cfg):

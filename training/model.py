@@ -52,6 +52,17 @@ def build_model(images, cfg, num_classes, is_training, reuse=None, getter=None, 
     return tf.concat(logits, 0)[:size]  # without the blank images _split_batch may add
 
 
+def build_features(images, cfg, end_points):
+    """[feature map at each of `end_points`] of MobileNetV1's base on raw 0..255 images, for
+    inference (moving statistics): a detector's backbone, preprocessing in the graph."""
+    net = data_utils.normalize(images, cfg['normalization'])
+    return mobilenet.mobilenet_v1_features(
+        net, end_points, is_training=False, min_depth=cfg['min_depth'],
+        depth_multiplier=cfg['width'], conv_defs=mobilenet.STEMS[cfg['stem']],
+        use_explicit_padding=cfg['use_explicit_padding'],
+        batch_norm_epsilon=cfg['batch_norm_epsilon'])
+
+
 def scope_list(text):
     """slim's comma-separated scopes as a list (matched as mobilenet.in_scopes matches them);
     '' is None (every variable)."""
