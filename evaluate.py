@@ -181,6 +181,9 @@ def evaluate(args):
     from tasks import classification_metrics as metrics
     decoding.forget_skipped_images()
     model = models.load_model(args.model, **command_line.architecture_overrides(args))
+    # Loaded now: a reference that does not load costs no scoring.
+    reference_model = models.load_model(args.reference, **command_line.architecture_overrides(
+        args)) if args.reference else None
     data = data_to_score(args, model)
     dataset, data_dir = data['dataset'], data['data_dir']
     # CIFAR-10 is scored on its test_batch alone: the training batches are not read.
@@ -220,10 +223,14 @@ def evaluate(args):
     check_classes(args.model, probs.shape[1], dataset, data_dir, len(names))
     latency, timed = batch1_latency_ms(model, batches, args.latency) if args.latency else (None, 0)
     reference = None
-    if args.reference:
-        reference_model = models.load_model(args.reference,
-                                            **command_line.architecture_overrides(args))
-        reference, _, _ = predict_all(reference_model, batches, args.flip_tta)
+    if reference_model is not None:  # each model sees the split at its own input size
+        reference, _, _ = predict_all(reference_model, split_batches(
+            splits[split], dataset, reference_model.input_size, args.batch_size, len(names)),
+            args.flip_tta)
+        if reference.shape != probs.shape:
+            raise errors.DataError('--reference %s gives %d classes, %s %d: compare models of '
+                                   'the same classes' % (args.reference, reference.shape[1],
+                                                         args.model, probs.shape[1]))
     predictions = probs.argmax(1)
     matrix = metrics.confusion_matrix(labels, predictions, probs.shape[1])
     rows = metrics.per_class(matrix, names)

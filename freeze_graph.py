@@ -48,10 +48,7 @@ def input_size(text):
     if text == 'dynamic':
         return None, None
     parts = text.lower().split('x')
-    try:
-        sides = [int(part) for part in parts]
-    except ValueError:
-        sides = []
+    sides = [int(part) for part in parts] if all(part.isdigit() for part in parts) else []
     if len(sides) not in (1, 2) or min(sides) < 1:
         raise argparse.ArgumentTypeError("%r: pass a size S, HxW or 'dynamic'" % text)
     return sides[0], sides[-1]
@@ -179,8 +176,14 @@ def backbone_of(args, cfg):
         raise errors.UsageError('--backbone %s: %s; end points are %s, or pass detection'
                                 % (args.backbone, 'not an end point of MobileNetV1' if unknown
                                    else 'names no end point', ', '.join(names)))
+    if len(set(end_points)) < len(end_points):
+        raise errors.UsageError('--backbone %s: names an end point twice' % args.backbone)
+    strides = mobilenet.end_point_strides(mobilenet.STEMS[cfg['stem']])
+    if args.backbone == 'detection' and cfg['stem'] != 'imagenet':
+        print('Note: --stem %s: the detection end points are at strides %s, not 8, 16 and 32'
+              % (cfg['stem'], ', '.join(str(strides[n]) for n in end_points)), flush=True)
     height, width = args.input_shape or (cfg['image_size'], cfg['image_size'])
-    stride = max(mobilenet.end_point_strides(mobilenet.STEMS[cfg['stem']])[n] for n in end_points)
+    stride = max(strides[n] for n in end_points)
     if height is not None and (height % stride or width % stride):
         raise errors.UsageError('--image_size %s: %s has stride %d; pass sides that are multiples '
                                 'of %d (e.g. %d)' % (size_text((height, width)), max(

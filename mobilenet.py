@@ -303,10 +303,11 @@ def mobilenet_v1_features(inputs, end_points=DETECTION_END_POINTS, scope='Mobile
       [tensor of each end point, in the order given].
     """
     names = end_point_names(conv_defs)
+    end_points = list(end_points)
     unknown = [name for name in end_points if name not in names]
-    if not end_points or unknown:
-        raise ValueError('end_points must name end points of the base (%s), got %r; detectors '
-                         'take %s' % (', '.join(names), list(end_points),
+    if not end_points or unknown or len(set(end_points)) < len(end_points):
+        raise ValueError('end_points must name end points of the base (%s), each once, got %r; '
+                         'detectors take %s' % (', '.join(names), list(end_points),
                                       ','.join(DETECTION_END_POINTS)))
     deepest = max(end_points, key=names.index)
     _, found = mobilenet_v1_base(inputs, final_endpoint=deepest, scope=scope,

@@ -152,9 +152,10 @@ def label_names(model, labels, num_classes, source='the files freeze_graph.py wr
 
 def read_labels(path, num_classes):
     """(class names of a labels file, one a line, for a model of num_classes classes; a note or
-    None). A file of one name more (a 'background' first line, as TF-Slim's 1001-class ImageNet
-    models) or one fewer (Keras's 1000 classes for a 1001-class model) is set to the model's
-    count and said; any other count is a UsageError naming the file and both counts."""
+    None). ImageNet's two conventions meet: 1001 names (a 'background' first line, as TF-Slim's
+    models) for a 1000-class model (Keras's) lose the first, 1000 names for a 1001-class model
+    get 'background' first, and it is said; any other count is a UsageError naming the file
+    and both counts."""
     try:
         with open(path, encoding='utf-8-sig') as f:
             names = [line.strip() for line in f.read().splitlines()]
@@ -164,18 +165,21 @@ def read_labels(path, num_classes):
         raise errors.UsageError('--labels %s: not UTF-8 text (%s)' % (path, e.reason)) from e
     while names and not names[-1]:
         names.pop()
+    if '' in names:
+        raise errors.UsageError('--labels %s: line %d is empty; one class name a line'
+                                % (path, names.index('') + 1))
     if len(names) == num_classes:
         return names, None
+    if {len(names), num_classes} != {1000, 1001}:
+        raise errors.UsageError('--labels %s: %d names, one a line, for a model of %d classes'
+                                % (path, len(names), num_classes))
     if len(names) == num_classes + 1:
         return names[1:], ('--labels %s: %d names for %d classes; its first, %r, dropped (the '
                            'background class of 1001-class models)' % (path, len(names),
                                                                         num_classes, names[0]))
-    if len(names) == num_classes - 1:
-        return ['background'] + names, (
-            '--labels %s: %d names for %d classes; class 0 is the background class of 1001-class '
-            'models' % (path, len(names), num_classes))
-    raise errors.UsageError('--labels %s: %d names, one a line, for a model of %d classes'
-                            % (path, len(names), num_classes))
+    return ['background'] + names, (
+        '--labels %s: %d names for %d classes; class 0 is the background class of 1001-class '
+        'models' % (path, len(names), num_classes))
 
 
 class FrozenGraphModel:
@@ -365,12 +369,23 @@ class OpenCVModel:
     def __init__(self, path):
         import cv2
         self.cv2 = cv2
+        metadata = read_metadata(path)
+        if 'outputs' in metadata:
+            raise ModelError('%s: a backbone of freeze_graph.py --backbone (feature maps), not a '
+                             'classifier' % path)
         try:
             self.net = cv2.dnn.readNetFromTensorflow(path)
         except cv2.error as e:
             raise ModelError('%s: OpenCV cannot import it (%s)' % (path, str(e).strip().splitlines()[-1])) from e
-        metadata = read_metadata(path)
-        self.input_size = metadata.get('input_size', 32)
+        # The graph's own input size: a .pb without its .json says it too.
+        self.input_size = FrozenGraphModel(path).input_size
+        stride = 32 if metadata.get('architecture', {}).get('stem', 'imagenet') == 'imagenet' \
+            else 16
+        if self.input_size <= stride:
+            # OpenCV 5.0's depthwise convolution is wrong on a 1-pixel map (seen: off by up to 6).
+            raise ModelError('%s: takes %dx%d images, a 1-pixel map at Conv2d_13, which OpenCV '
+                             "computes wrong; run the .pb itself, or freeze at a larger "
+                             '--image_size' % (path, self.input_size, self.input_size))
         self.num_classes = metadata.get('num_classes')
         self.run = {}
         self.labels = metadata.get('labels')
@@ -380,7 +395,12 @@ class OpenCVModel:
         # NHWC in, as the graph's input; OpenCV wants an NCHW blob and transposes it back itself.
         blob = np.ascontiguousarray(np.asarray(images, np.float32).transpose(0, 3, 1, 2))
         self.net.setInput(blob)
-        return np.asarray(self.net.forward(classifier.OUTPUT_NODE), np.float32).reshape(len(images), -1)
+        probs = np.asarray(self.net.forward(classifier.OUTPUT_NODE), np.float32).reshape(
+            len(images), -1)
+        if not np.all(np.isfinite(probs)):
+            raise ModelError('OpenCV gave probabilities that are not numbers for this graph; run '
+                             'the .pb itself')
+        return probs
 
 
 class ONNXModel:

@@ -11,6 +11,9 @@ import mobilenet
 
 v1 = tf.compat.v1
 
+# A quantized source's last feature map, relative to its largest value: the published 8-bit
+# files measure 0.07 to 0.15 against their float imports; a wrong activation, 0.8.
+QUANTIZED_TOLERANCE = 0.35
 # A float source must be reproduced to this (probabilities; features relative to their largest
 # value): float32 arithmetic in another order differs by about 1e-6.
 FLOAT_TOLERANCE = 1e-4
@@ -76,7 +79,13 @@ def describe(result):
     return '; '.join(parts)
 
 
-def within_float_tolerance(result):
+def reproduces(result, quantized):
+    """Whether the import computes its source: a float one within FLOAT_TOLERANCE; a quantized
+    one (computed in integers there, in float here) close enough that only 8-bit rounding
+    parts them."""
+    if quantized:
+        return result['max_feature_difference'] <= QUANTIZED_TOLERANCE and \
+            result.get('top1_agree', result['images']) * 2 > result['images']
     return result['max_feature_difference'] <= FLOAT_TOLERANCE and \
         result.get('max_probability_difference', 0.0) <= FLOAT_TOLERANCE
 

@@ -93,8 +93,17 @@ def read(path):
     if 'conv_preds' in names:
         kernel, bias = model.get_layer('conv_preds').get_weights()
         logits = (kernel, bias)
+    position = [layer.name for layer in model.layers].index('conv_pw_13_bn')
+    others = [layer.name for layer in model.layers[position + 1:]
+              if layer.weights and layer.name != 'conv_preds']
+    if others:
+        notes_after = ['layers after conv_pw_13 that are not MobileNet\'s head (%s) are not '
+                       'imported%s' % (', '.join(others), '' if logits is not None else
+                                       ': the base alone is')]
+    else:
+        notes_after = []
     size = model.input_shape[1]
-    notes = [note] if note else []
+    notes = ([note] if note else []) + notes_after
     if size is None or model.input_shape[2] != size:
         notes.append('the model takes any input size; recorded as 224, its published size')
         size = 224

@@ -40,6 +40,13 @@ class TFLiteSource:
             self.interpreter = litert.Interpreter(
                 model_content=data, experimental_preserve_all_tensors=True,
                 experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            signature = self.interpreter.get_input_details()[0]['shape_signature']
+            if len(signature) == 4 and min(signature[1:3]) < 1:
+                raise errors.ModelError('%s: takes images of any size; export it at a fixed '
+                                        'size to import it' % path)
+            if len(signature) == 4 and signature[0] != 1:  # one picture at a time here
+                self.interpreter.resize_tensor_input(
+                    self.interpreter.get_input_details()[0]['index'], [1] + list(signature[1:]))
             self.interpreter.allocate_tensors()
             self.model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(bytearray(data), 0))
         except OSError as e:
@@ -171,9 +178,16 @@ def _head(source, last):
         following = [o for o in source.consumers.get(output, []) if o['op_name'] in
                      FLATTEN | {'SOFTMAX', 'DEQUANTIZE', 'QUANTIZE'}]
         if not following:
-            return op, output, softmax
-        softmax = softmax or following[0]['op_name'] == 'SOFTMAX'
+            break
+        if following[0]['op_name'] == 'SOFTMAX':
+            if softmax or source.options(following[0]).beta != 1:
+                return None, None, False  # a temperature, or more than slim's head
+            softmax = True
         output = following[0]['outputs'][0]
+    # Anything else after the logits (another layer, a sigmoid) is not slim's head.
+    if output not in {d['index'] for d in source.interpreter.get_output_details()}:
+        return None, None, False
+    return op, output, softmax
 
 
 def _pixels(source, value):
@@ -198,11 +212,13 @@ def _normalization(source, first_tensor, embedded, given):
         # A float input that is the network's own: the caller normalizes.
         if given:
             return given, data_utils.normalization(given)
-        if embedded is not None:
-            mean, std = (np.asarray(v, np.float64) for v in embedded)
-            scale, offset = 1.0 / std, -mean / std
-        else:
-            return 'inception', data_utils.normalization('inception')
+        if embedded is None:
+            raise errors.ModelError(
+                '%s: takes float input, and neither its graph nor its TFLite metadata says how '
+                'pixels map to it; pass --normalization inception (pixels to [-1, 1], as '
+                "TF-Slim's and Keras's ImageNet models) or cifar" % source.path)
+        mean, std = (np.asarray(v, np.float64) for v in embedded)
+        scale, offset = 1.0 / std, -mean / std
         pixels_map = (scale, offset)
     else:
         pixels_map = None
@@ -266,10 +282,6 @@ def read(path, normalization=None, embedded_normalization=None, metadata=None):
         result.notes.append('what follows Conv2d_13_pointwise is not a classifier head (%d more '
                             'ops): the base alone is imported' % (len(source.ops) - 1 -
                                                                  ops[-1]['index']))
-    if pixels_map is not None and normalization is None and embedded_normalization is None:
-        result.notes.append('its float input says nothing of how pixels map to it: taken as '
-                            "[-1, 1] (--normalization inception, TF-Slim's ImageNet models); "
-                            'pass --normalization cifar if it is not')
     imported.check_channels(result, path)
 
     def reference(pixels):

@@ -2,9 +2,11 @@
 downloaded from their official URL into a cache folder once, extracted all or nothing, checked,
 and read as an import (their names are already slim's; the weight averages are taken where the
 checkpoint keeps them, as slim's evaluation restores)."""
+import http.client
 import os
 import re
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.error
@@ -39,9 +41,17 @@ def read(name, cache_dir, url):
     expected = imported.expected_shapes(settings, 1001)
     if not os.path.exists(prefix + '.index'):
         archive = os.path.join(cache_dir, name + '.tgz')
-        if not os.path.isfile(archive):
+        downloaded = not os.path.isfile(archive)
+        if downloaded:
             download(url.format(name=name), archive)
-        extract(archive, name, os.path.join(cache_dir, name), expected)
+        try:
+            extract(archive, name, os.path.join(cache_dir, name), expected)
+        except errors.ModelError as e:
+            if downloaded:  # not the archive its name says: not kept to fail again
+                os.remove(archive)
+                raise errors.ModelError('%s (downloaded from %s; removed)'
+                                        % (e, url.format(name=name))) from e
+            raise errors.ModelError('%s; delete it to download it again' % e) from e
         os.remove(archive)  # what it held is checked and in place
     tensors = checked(prefix, expected)
     layers = []
@@ -61,13 +71,20 @@ def read(name, cache_dir, url):
 def download(url, archive):
     """`url` to `archive` (through archive.part, so a broken download is never taken for one);
     UsageError naming the URL and the manual command when there is no network."""
-    os.makedirs(os.path.dirname(archive), exist_ok=True)
-    partial = archive + '.part'
+    try:
+        os.makedirs(os.path.dirname(archive), exist_ok=True)
+        # Its own partial file: two imports of one name download side by side.
+        handle, partial = tempfile.mkstemp(prefix=os.path.basename(archive) + '.part-',
+                                           dir=os.path.dirname(archive))
+        os.close(handle)
+    except OSError as e:
+        raise errors.UsageError('--cache_dir %s: cannot write (%s)' % (
+            os.path.dirname(archive), e.strerror or e)) from e
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(partial, 'wb') as out:
             total = int(response.headers.get('Content-Length') or 0) or None
             with tqdm.tqdm(total=total, unit='B', unit_scale=True, desc=os.path.basename(archive),
-                           leave=False) as bar:
+                           leave=False, disable=not sys.stderr.isatty()) as bar:
                 while True:
                     chunk = response.read(1 << 20)
                     if not chunk:
@@ -78,7 +95,7 @@ def download(url, archive):
             raise errors.UsageError('%s: the download stopped at %d of %d bytes; run again'
                                     % (url, os.path.getsize(partial), total))
         os.replace(partial, archive)
-    except (urllib.error.URLError, OSError, ValueError) as e:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
         reason = getattr(e, 'reason', None) or getattr(e, 'strerror', None) or e
         raise errors.UsageError(
             'cannot download %s (%s); fetch it by hand (curl -L -o %s %s) and run this again'
@@ -105,8 +122,8 @@ def extract(archive, name, folder, expected):
                             open(os.path.join(staging, os.path.basename(member.name)), 'wb') as out:
                         shutil.copyfileobj(source, out)
         except (tarfile.TarError, EOFError, OSError) as e:
-            raise errors.ModelError('%s: a damaged archive (%s); delete it and run again to '
-                                    'download it anew' % (archive, e)) from e
+            raise errors.ModelError('%s: a damaged archive (%s)' % (
+                archive, ' '.join(str(e).split()))) from e
         checked(os.path.join(staging, name + '.ckpt'), expected, archive)
         if os.path.isdir(folder):
             shutil.rmtree(folder)

@@ -5,6 +5,7 @@ Libraries raise these; every program runs its work through `run_program`, which 
 (a flag, a path, data, a model file, a cluster that never formed), 1 for a failure mid-run (a
 lost worker, a loss gone NaN), 130 for Ctrl-C and 143 for SIGTERM. Imports no TensorFlow.
 """
+import os
 import signal
 import sys
 import threading
@@ -67,6 +68,11 @@ def run_program(program, work, terminate=False):
         return e.exit_code
     except KeyboardInterrupt as e:
         return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+    except BrokenPipeError:
+        # Output piped into a reader that stopped (`| head`): quiet, as other tools are. What
+        # is left to print goes nowhere, not into a second error at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     finally:
         if handled:
             # Called from other code (tests, a notebook), a later SIGTERM is theirs again. None: a

@@ -125,6 +125,7 @@ def test_a_dynamic_backbone_takes_any_size_in_the_pb(capsys, tmp_path):
     (['--backbone', 'Conv2d_14_pointwise'], 'not an end point of MobileNetV1'),
     (['--backbone', 'detection', '--image_size', '400'],
      'Conv2d_13_pointwise has stride 32; pass sides that are multiples of 32 (e.g. 416)'),
+    (['--backbone', 'Conv2d_5_pointwise,Conv2d_5_pointwise'], 'names an end point twice'),
 ])
 def test_bad_backbones_are_one_line(capsys, tmp_path, flags, words):
     prefix = random_classifier(tmp_path / 'run' / 'model.ckpt')
@@ -139,6 +140,7 @@ def test_bad_backbones_are_one_line(capsys, tmp_path, flags, words):
     (['--backbone', 'detection', '--image_size', 'dynamic', '--tflite', 'float32'],
      'TFLite takes a fixed input size'),
     (['--image_size', '12y4'], "pass a size S, HxW or 'dynamic'"),
+    (['--image_size', '4_16'], "pass a size S, HxW or 'dynamic'"),
 ])
 def test_bad_sizes_are_refused_before_work(capsys, flags, words):
     with pytest.raises(SystemExit) as exit_info:
@@ -166,3 +168,34 @@ def test_onnx_classifiers_run_in_the_programs(capsys, tmp_path):
     Image.fromarray(shots[0].astype(np.uint8)).save(photo)
     assert predict.main([str(tmp_path / 'frozen' / 'features.onnx'), str(photo)]) == 2
     assert 'not a classifier of freeze_graph.py --onnx' in last_error(capsys)
+
+
+def test_opencv_is_refused_where_it_would_be_wrong(capsys, tmp_path):
+    """OpenCV 5.0 computes a depthwise convolution of a 1-pixel map wrong (off by up to 6), and
+    a backbone has no probabilities to give."""
+    prefix = random_classifier(tmp_path / 'run' / 'model.ckpt')
+    common = ['--ckpt', prefix, '--tflite', 'none', '--width', '0.25', '--stem', 'imagenet']
+    freeze(capsys, common + ['--image_size', '32', '--output', str(tmp_path / 'c32.pb')])
+    freeze(capsys, common + ['--backbone', 'detection', '--output', str(tmp_path / 'bb.pb')])
+    (tmp_path / 'c32.json').unlink()  # the graph itself says its size
+    for path, words in (('c32.pb', 'takes 32x32 images, a 1-pixel map at Conv2d_13'),
+                        ('bb.pb', 'a backbone of freeze_graph.py --backbone')):
+        with pytest.raises(models.ModelError, match=words):
+            models.load_model('opencv:%s' % (tmp_path / path))
+
+
+def test_a_reference_of_another_input_size_sees_the_images_at_its_own(capsys, tmp_path):
+    import evaluate
+    from conftest import own_images
+    root = own_images(tmp_path / 'photos')
+    prefix = random_classifier(tmp_path / 'run' / 'model.ckpt', classes=3)
+    (tmp_path / 'run' / 'config.json').write_text('{"label_names": ["cat", "dog", "eel"]}')
+    common = ['--ckpt', prefix, '--tflite', 'none', '--width', '0.25', '--stem', 'imagenet',
+              '--normalization', 'inception']
+    freeze(capsys, common + ['--image_size', '64', '--output', str(tmp_path / 'at64.pb'), '--onnx'])
+    freeze(capsys, common + ['--image_size', '96', '--output', str(tmp_path / 'at96.pb')])
+    assert evaluate.main([str(tmp_path / 'at64.onnx'), '--dataset', 'folder', '--data_dir',
+                          str(root), '--reference', str(tmp_path / 'at96.pb')]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result['reference']['model'] == str(tmp_path / 'at96.pb')
+    assert 0 <= result['reference']['same_class'] <= 1

@@ -46,9 +46,9 @@ def random_classifier(path, width=0.25, size=64, classes=5, seed=0):
         return v1.train.Saver().save(sess, str(path))
 
 
-def frozen_tflite(tmp_path, capsys, size=64):
+def frozen_tflite(tmp_path, capsys, size=64, classes=5):
     """(a float32 .tflite of freeze_graph.py with its .json, the checkpoint it froze)."""
-    prefix = random_classifier(tmp_path / 'mine' / 'model.ckpt', size=size)
+    prefix = random_classifier(tmp_path / 'mine' / 'model.ckpt', size=size, classes=classes)
     pb = tmp_path / 'frozen' / 'mine.pb'
     assert freeze_graph.main(['--ckpt', prefix, '--output', str(pb), '--tflite', 'float32',
                               '--width', '0.25', '--stem', 'imagenet', '--image_size', str(size),
@@ -240,16 +240,68 @@ def test_bad_sources_and_labels_are_one_line(capsys, tmp_path, keras_files):
                                                           'other.tflite']
 
 
-@pytest.mark.parametrize('lines, first, note', [(6, 'name1', 'its first'), (4, 'background', 'class 0')])
-def test_predict_names_classes_from_a_labels_file(capsys, tmp_path, lines, first, note):
-    tflite, _ = frozen_tflite(tmp_path, capsys)
+@pytest.mark.parametrize('classes, lines, first, note', [
+    (1000, 1001, 'name1', 'its first, \'name0\', dropped'),
+    (1001, 1000, 'background', 'class 0 is the background class'),
+    (5, 5, 'name0', None), (5, 6, None, '6 names, one a line, for a model of 5 classes')])
+def test_predict_names_classes_from_a_labels_file(capsys, tmp_path, classes, lines, first, note):
+    """ImageNet's two conventions meet (1001 classes, background first; Keras's 1000); any
+    other count is refused."""
+    tflite, _ = frozen_tflite(tmp_path, capsys, classes=classes)
     labels = tmp_path / 'labels.txt'
     labels.write_text('\n'.join('name%d' % i for i in range(lines)) + '\n')
     photo = tmp_path / 'photo.png'
     from PIL import Image
     Image.fromarray(pictures(64, 1)[0].astype(np.uint8)).save(photo)
-    assert predict.main([str(tflite), str(photo), '--labels', str(labels), '--top_k', '5']) == 0
-    out = capsys.readouterr().out
-    assert note in out.splitlines()[0]
-    shown = {item['label'] for item in json.loads(out.strip().splitlines()[-1])[0]['top_k']}
-    assert first in shown and len(shown) == 5
+    code = predict.main([str(tflite), str(photo), '--labels', str(labels), '--top_k', str(classes)])
+    if first is None:
+        assert code == 2 and note in last_error(capsys)
+        return
+    assert code == 0
+    out = capsys.readouterr().out.splitlines()
+    assert note is None or note in out[0]
+    shown = {item['label'] for item in json.loads(out[-1])[0]['top_k']}
+    assert first in shown and len(shown) == classes
+
+
+def converted(sess, inputs, outputs):
+    return v1.lite.TFLiteConverter.from_session(sess, inputs, outputs).convert()
+
+
+def test_what_the_file_does_not_say_is_asked_not_guessed(capsys, tmp_path):
+    """A float input with no preprocessing in the graph nor in TFLite metadata needs
+    --normalization; a head that goes on past slim's logits (another layer) is not slim's: the
+    base alone is imported."""
+    with tf.Graph().as_default(), v1.Session() as sess:
+        images = v1.placeholder(tf.float32, [1, 64, 64, 3], name='input')
+        logits, points = mobilenet.mobilenet_v1(images, num_classes=6, depth_multiplier=0.25,
+                                                is_training=False)
+        extra = v1.get_variable('extra', [6, 3])
+        sess.run(v1.global_variables_initializer())
+        (tmp_path / 'float.tflite').write_bytes(converted(sess, [images], [points['Predictions']]))
+        (tmp_path / 'more.tflite').write_bytes(converted(sess, [images], [
+            tf.nn.softmax(tf.matmul(tf.nn.relu(logits), extra))]))
+    assert import_weights.main([str(tmp_path / 'float.tflite'), str(tmp_path / 'a')]) == 2
+    assert 'pass --normalization inception' in last_error(capsys)
+    line, _ = imported_line(capsys, [str(tmp_path / 'float.tflite'), str(tmp_path / 'a'),
+                                     '--normalization', 'inception'])
+    assert line['num_classes'] == 6 and line['check']['max_probability_difference'] < 1e-4
+    line, said = imported_line(capsys, [str(tmp_path / 'more.tflite'), str(tmp_path / 'b'),
+                                        '--normalization', 'inception'])
+    assert line['num_classes'] is None and 'the base alone is imported' in said
+
+
+def test_prefixes_urls_and_caches_that_cannot_be_are_one_line(capsys, tmp_path):
+    tflite, _ = frozen_tflite(tmp_path, capsys)
+    (tmp_path / 'file').write_text('')
+    for argv in (['', '--slim_url', 'x'], ['dir/'], ['x', '--slim_url', 'http://h/{name}?v={version}']):
+        with pytest.raises(SystemExit) as exit_info:
+            import_weights.parse_args(['slim:mobilenet_v1_0.25_128'] + argv)
+        assert exit_info.value.code == 2
+    capsys.readouterr()
+    assert import_weights.main(['slim:mobilenet_v1_0.25_128', str(tmp_path / 'x'), '--cache_dir',
+                                str(tmp_path / 'file' / 'cache')]) == 2
+    assert 'is a file, not a folder' in last_error(capsys)
+    # freeze_graph.py's metadata beside its .tflite is not an import's to replace.
+    assert import_weights.main([str(tflite), str(tflite)[:-len('.tflite')]]) == 2
+    assert "mine.json: exists and is not an import's settings" in last_error(capsys)

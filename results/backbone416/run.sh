@@ -9,6 +9,7 @@
 # (ReLU6 values, 0..6; and relative to the map's largest value; OpenCV 5 through its classic
 # engine), and each runtime's median latency for one 416x416 picture (30 runs after
 # 3 warm-ups, as the runtime's defaults thread it on this machine).
+# metrics.jsonl: one line a runtime and weights ("source": "agreement.txt").
 # Usage: bash results/backbone416/run.sh (from the repository root; a few minutes on 2 cores)
 set -euo pipefail
 out=results/backbone416
@@ -21,6 +22,7 @@ for source in coco_ssd_mobilenet_v1_1.0_quant_2018_06_29 mobilenet_v1_0.75_192_q
   $python freeze_graph.py --ckpt "$work/$source" --backbone detection --image_size 416 --onnx \
     --output "$work/frozen/$source.pb" > /dev/null
 done
+: > $out/metrics.jsonl
 $python - "$work" ../shared/published <<'PY' | tee $out/agreement.txt
 import json, os, statistics, sys, time
 import numpy as np
@@ -84,4 +86,9 @@ for source in ('coco_ssd_mobilenet_v1_1.0_quant_2018_06_29', 'mobilenet_v1_0.75_
         print('  %-12s max |difference| from TensorFlow: %s (at most %.1e of the largest '
               'value); median latency %.1f ms' % (runtime, ', '.join('%.1e' % d for d in diffs),
                                                   relative, 1000 * statistics.median(times)))
+        with open('results/backbone416/metrics.jsonl', 'a') as f:
+            f.write(json.dumps(dict(source='agreement.txt', weights=source, runtime=runtime,
+                                    outputs=outputs, max_abs_difference=diffs,
+                                    max_relative_difference=relative,
+                                    median_latency_ms=1000 * statistics.median(times))) + '\n')
 PY

@@ -13,6 +13,8 @@
 #     against Keras (no network here for Keras's own ImageNet file); the labels file of 1001 names
 #     given as it is, its background line dropped for Keras's 1000 classes
 # TF-Slim's archives need the network; tests/test_import_weights.py imports one offline.
+# metrics.jsonl: the JSON line of each import ("source": "imports.txt"), then one line a case of
+# the six photos ("source": "six_photos.md").
 # Usage: bash results/import_check/run.sh (from the repository root; a few minutes on 2 cores)
 set -euo pipefail
 out=results/import_check
@@ -53,8 +55,12 @@ with h5py.File(os.path.join(work, 'mobilenet_5_0_160_tf.h5'), 'w') as f:
     legacy_h5_format.save_weights_to_hdf5_group(f, model)
 PY
 import "$work/mobilenet_5_0_160_tf.h5" "$work/keras" --labels $published/imagenet_labels.txt
+grep -h '^{' $out/imports.txt | $python -c "
+import json, sys
+for line in sys.stdin:
+    print(json.dumps(dict(json.loads(line), source='imports.txt')))" > $out/metrics.jsonl
 $python - "$work" $published <<'PY' 2>&1 | grep -v -E '^(WARNING|I0000|W0000|INFO)' | tee $out/six_photos.md
-import os, sys
+import json, os, sys
 sys.path.insert(0, '.')
 import numpy as np
 from PIL import Image
@@ -108,6 +114,9 @@ for title, prefix, run, size, offset in cases:
             title, photo, ia + offset, labels[ia + offset], a[ia], ib + offset, labels[ib + offset], b[ib],
             np.abs(a - b).max()))
     summary.append('%s: top-1 agrees on %d of 6, probabilities within %.1e' % (title, agree, np.abs(source - mine).max()))
+    with open('results/import_check/metrics.jsonl', 'a') as f:
+        f.write(json.dumps(dict(source='six_photos.md', case=title, photos=6, top1_agree=agree,
+                                max_probability_difference=float(np.abs(source - mine).max()))) + '\n')
 print()
 for line in summary:
     print('- ' + line)
