@@ -79,23 +79,23 @@ def expected_shapes(settings, num_classes):
         return {v.op.name: v.shape.as_list() for v in v1.global_variables()}
 
 
-def check_channels(imported, what):
+def check_channels(item, what):
     """ModelError naming the first layer whose channels are not those of a MobileNetV1 of the
     width its last layer implies (another network, or another min_depth)."""
-    expected = expected_shapes(imported.settings, imported.num_classes)
-    for name, layer in zip(mobilenet.end_point_names(), imported.layers):
+    expected = expected_shapes(item.settings, item.num_classes)
+    for name, layer in zip(mobilenet.end_point_names(), item.layers):
         key = 'MobilenetV1/%s/%s' % (name, 'depthwise_weights' if 'depthwise' in name else 'weights')
         if list(layer.kernel.shape) != expected[key]:
             raise errors.ModelError(
                 '%s: its layer %s has a %s kernel where MobileNetV1 of width %g has %s; not a '
                 'MobileNetV1 this importer reads' % (what, name, list(layer.kernel.shape),
-                                                     imported.settings['width'], expected[key]))
+                                                     item.settings['width'], expected[key]))
 
 
-def slim_variables(imported):
+def slim_variables(item):
     """{slim variable name: float32 array} of an import."""
     out = {}
-    for name, layer in zip(mobilenet.end_point_names(), imported.layers):
+    for name, layer in zip(mobilenet.end_point_names(), item.layers):
         scope = 'MobilenetV1/' + name
         kernel = 'depthwise_weights' if 'depthwise' in name else 'weights'
         out['%s/%s' % (scope, kernel)] = layer.kernel
@@ -106,21 +106,21 @@ def slim_variables(imported):
                         moving_variance=np.full(channels, 1.0 - BATCH_NORM_EPSILON))
         for key, value in norm.items():
             out['%s/BatchNorm/%s' % (scope, key)] = value
-    if imported.logits is not None:
-        out['MobilenetV1/Logits/Conv2d_1c_1x1/weights'] = imported.logits[0]
-        out['MobilenetV1/Logits/Conv2d_1c_1x1/biases'] = imported.logits[1]
+    if item.logits is not None:
+        out['MobilenetV1/Logits/Conv2d_1c_1x1/weights'] = item.logits[0]
+        out['MobilenetV1/Logits/Conv2d_1c_1x1/biases'] = item.logits[1]
     return {name: np.asarray(value, np.float32) for name, value in out.items()}
 
 
-def run_settings(imported):
+def run_settings(item):
     """What the import's PREFIX.json holds: the architecture and class names, as a run's
     config.json does, and where the weights came from."""
-    settings = dict(imported.settings, min_depth=MIN_DEPTH, batch_norm_epsilon=BATCH_NORM_EPSILON,
-                    central_fraction=imported.central_fraction, imported_from=imported.source,
-                    num_classes=imported.num_classes)
-    if imported.labels:
-        settings['label_names'] = list(imported.labels)
-    if imported.folded:
+    settings = dict(item.settings, min_depth=MIN_DEPTH, batch_norm_epsilon=BATCH_NORM_EPSILON,
+                    central_fraction=item.central_fraction, imported_from=item.source,
+                    num_classes=item.num_classes)
+    if item.labels:
+        settings['label_names'] = list(item.labels)
+    if item.folded:
         settings['batch_norm'] = ('folded into the weights by the source: identity batch norm '
                                   '(gamma 1, beta the folded bias, mean 0, variance 1 - epsilon)')
     return settings
