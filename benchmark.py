@@ -1,9 +1,15 @@
-"""Training and inference speed of this repository's MobileNetV1 against Keras's and PyTorch's.
+"""Training and inference speed of this repository's MobileNetV1 against Keras's and PyTorch's,
+and of its detector against the machine's peak.
 
     python3 benchmark.py                      # width 1.0, 32x32, ImageNet stem, batch 128
     python3 benchmark.py --stem cifar         # the stride-1 stem train.py uses by default
     python3 benchmark.py --image_size 224 --batch_size 32 --steps 5
     python3 benchmark.py --skip_keras --output results/benchmark/ours.json
+    python3 benchmark.py --task detect --width 0.75 --data_dir VOC/   # YOLOv3 at 416, batch 8
+
+--task detect measures benchmarking/detector_speed.py's figures instead (training images/s at
+416 against its FLOPs and the matmul peak, the input pipeline's share, the frozen detector's
+latency at --latency_sizes); its docstring says how.
 
 In one run, for the same width, input size, class count and batch:
 
@@ -72,15 +78,25 @@ COUNTS = (
 
 def parse_args(argv=None):
     parser = command_line.ArgumentParser(description=__doc__)
+    parser.add_argument('--task', choices=('classify', 'detect'), default='classify',
+                        help="'classify': MobileNetV1 against its peers; 'detect': the YOLOv3 "
+                             'detector (default: %(default)s)')
     parser.add_argument('--width', type=float, default=1.0,
                         help='width multiplier, for ours and as Keras alpha (default: %(default)s)')
-    parser.add_argument('--image_size', type=int, default=32,
-                        help='input height and width, e.g. 32 or 224 (default: %(default)s)')
+    parser.add_argument('--image_size', type=int, default=None,
+                        help='input height and width, e.g. 32 or 224 (default: 32; 416 with '
+                             '--task detect)')
+    parser.add_argument('--head', choices=('yolov3', 'lite'), default='yolov3',
+                        help="--task detect: the detector's head (default: %(default)s)")
+    parser.add_argument('--latency_sizes', default='320,416',
+                        help='--task detect: comma-separated input sizes of the frozen '
+                             "detector's latency (default: %(default)s)")
     parser.add_argument('--stem', choices=('cifar', 'imagenet'), default='imagenet',
                         help="first conv's stride: 'imagenet' 2 (the only one Keras has), "
                              "'cifar' 1 (train.py's default) (default: %(default)s)")
-    parser.add_argument('--batch_size', type=int, default=128,
-                        help='batch size for training and inference (default: %(default)s)')
+    parser.add_argument('--batch_size', type=int, default=None,
+                        help='batch size for training and inference (default: 128; 8 with '
+                             '--task detect)')
     parser.add_argument('--towers', type=command_line.FLAG_TYPES['towers'], default='auto',
                         metavar='N|auto',
                         help="network copies splitting each training batch, as train.py's --towers: "
@@ -95,9 +111,10 @@ def parse_args(argv=None):
     for name, default, _, text in COUNTS:
         parser.add_argument('--' + name, type=int, default=default,
                             help=text + ' (default: %(default)s)')
-    parser.add_argument('--data_dir', default='cifar',
-                        help='CIFAR-10 python files for the real train.py path; skipped with a note '
-                             'if absent, never downloaded (default: %(default)s)')
+    parser.add_argument('--data_dir', default=None,
+                        help='CIFAR-10 python files for the real train.py path (--task detect: a '
+                             'VOC folder); skipped with a note if absent, never downloaded '
+                             '(default: cifar; voc with --task detect)')
     parser.add_argument('--pipeline_dir', default='', metavar='DIR',
                         help='also measure the streamed input pipeline alone (decoding, inception '
                              "crop, flip at --image_size) on this folder dataset's training "
@@ -116,6 +133,19 @@ def parse_args(argv=None):
     parser.add_argument('--output', default='',
                         help='also write the JSON summary to this path')
     args = parser.parse_args(argv)
+    detect = args.task == 'detect'
+    for key, classify_default, detect_default in (('image_size', 32, 416), ('batch_size', 128, 8),
+                                                   ('data_dir', 'cifar', 'voc')):
+        if getattr(args, key) is None:
+            setattr(args, key, detect_default if detect else classify_default)
+    if detect:
+        try:
+            sizes = [int(s) for s in args.latency_sizes.split(',')]
+            if not sizes or min(sizes) < 32 or any(s % 32 for s in sizes):
+                raise ValueError
+        except ValueError:
+            parser.error('--latency_sizes must be sizes that are multiples of 32, e.g. 320,416; '
+                         'got %r' % args.latency_sizes)
     checked = [('width', True), ('image_size', True), ('batch_size', True)]
     for name, positive in checked + [(flag, positive) for flag, _, positive, _ in COUNTS]:
         value = getattr(args, name)
@@ -142,11 +172,14 @@ def parse_args(argv=None):
 
 
 def model_config(args):
-    """train.py's resolved configuration (default preset) with the benchmark's flags."""
-    return command_line.parse_config(['--width', repr(args.width), '--image_size', str(args.image_size),
-                             '--stem', args.stem, '--batch_size', str(args.batch_size),
-                             '--towers', str(args.towers), '--onednn', args.onednn,
-                             '--pointwise', args.pointwise, '--data_dir', args.data_dir])
+    """train.py's resolved configuration (the task's default preset) with the benchmark's
+    flags."""
+    detect = ['--task', 'detect', '--head', args.head] if args.task == 'detect' else [
+        '--stem', args.stem]
+    return command_line.parse_config(detect + [
+        '--width', repr(args.width), '--image_size', str(args.image_size),
+        '--batch_size', str(args.batch_size), '--towers', str(args.towers),
+        '--onednn', args.onednn, '--pointwise', args.pointwise, '--data_dir', args.data_dir])
 
 
 def format_report(summary):
@@ -249,6 +282,11 @@ def benchmark(args):
     from benchmarking import speed
     from training import checks
     checks.check_config(cfg)
+    if args.task == 'detect':
+        from benchmarking import detector_speed
+        summary = detector_speed.run(args, cfg)
+        print(detector_speed.format_report(summary), flush=True)
+        return write_summary(args, summary)
     one_tower = None
     if cfg['towers'] > 1:
         one_tower = _one_tower_process(args, cfg)
@@ -258,6 +296,11 @@ def benchmark(args):
     if one_tower is not None:
         summary = speed.merge_one_tower(summary, one_tower)
     print(format_report(summary), flush=True)
+    write_summary(args, summary)
+
+
+def write_summary(args, summary):
+    """The JSON line, printed last, and to --output."""
     line = json.dumps(summary, sort_keys=True)
     if args.output:
         try:

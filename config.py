@@ -16,6 +16,9 @@ Presets change a few values on top of DEFAULTS (`--preset NAME`):
          CPU (results/ has the record).
   best   the same for 200 epochs, scored every 5: for the highest accuracy at width 1.0,
          on a GPU or over several sessions on a CPU (about 3.5 hours on 2 cores).
+  yolo   the detector (--task detect picks it): YOLOv3 on MobileNetV1 at 416, Adam with
+         cosine decay, batch 8, the head alone for 5 epochs then all layers with batch norm
+         on the checkpoint's statistics; 60 epochs, mAP scored every 5.
 """
 
 DEFAULTS = dict(
@@ -70,12 +73,27 @@ DEFAULTS = dict(
     pretrain_path='pretrained',   # checkpoint prefix or folder for --load_pretrain 1 (default: the shipped weights)
     checkpoint_exclude_scopes='', # with --load_pretrain: comma-separated scopes not restored (whole name parts), e.g. MobilenetV1/Logits (slim's flag)
     trainable_scopes='',          # comma-separated scopes trained (whole name parts: MobilenetV1/Conv2d_1 is layer 1), the rest frozen with batch norm on its moving statistics ('': all; slim's flag)
-    freeze_batch_norm=False,      # fine-tuning: batch norm of every layer normalises with the checkpoint's moving statistics and updates none, while the weights (gamma, beta too) train (Keras's advice)
+    freeze_batch_norm=False,      # fine-tuning: batch norm of every layer of MobilenetV1 normalises with the checkpoint's moving statistics and updates none, while the weights (gamma, beta too) train (Keras's advice); a detector's new head keeps learning its own
     eval_batch_size=500,          # batch size when scoring the test and validation sets
     eval_every=1,                 # score (and update best/) every N epochs and after the last
     eval_flip_tta=False,          # also report accuracy averaged over each image and its mirror image
     ema_decay=0.0,                # evaluate and export an exponential moving average of the weights (0: off)
     seed=0,                       # seed of the graph, shuffling and the validation split
+
+    # Detection (--task detect: YOLOv3 on the MobileNetV1 backbone)
+    task='classify',              # 'classify' (MobileNetV1's classifier) or 'detect' (YOLOv3's head on its end points; --dataset voc, coco or yolo)
+    detect_end_points='Conv2d_5_pointwise,Conv2d_11_pointwise,Conv2d_13_pointwise',  # the backbone's maps the head reads, finest first (strides 8, 16, 32: the MobileNet-YOLOv3 ports')
+    head='yolov3',                # 'yolov3': YOLOv3's convolutions; 'lite': each 3x3 made depthwise-separable, for devices
+    head_depth=256,               # the head's block depth at the deepest map (YOLOv3: 512), halved at each finer one
+    anchors='yolov3',             # 'yolov3' (its nine COCO anchors at 416), 'kmeans' (IoU k-means of the training boxes, saved in config.json) or 'w,h w,h ...' in pixels
+    ignore_threshold=0.5,         # objectness: predictions overlapping a true box by more IoU than this are not pushed to 0 (YOLOv3's)
+    box_loss='giou',              # 'giou', 'ciou' or 'yolov3' (its centre cross-entropy and log-size squared error)
+    freeze_backbone_epochs=0,     # train the head alone (MobilenetV1 gets no update) for this many first epochs, then all layers
+    multi_scale='',               # 'MIN,MAX': each training batch at a random size in that range, multiples of 32 (e.g. 320,608); '': --image_size
+    max_boxes=100,                # boxes kept per training image (more are dropped, largest first kept)
+    score_threshold=0.005,        # scoring: detections below this score are not counted (low, as mAP wants the whole curve)
+    iou_threshold=0.45,           # non-max suppression: a box overlapping a better one of its class by more IoU is dropped
+    max_detections=100,           # detections kept per image (COCO scores 100)
 )
 
 PRESETS = dict(
@@ -84,12 +102,21 @@ PRESETS = dict(
     cifar=dict(),
     fast=dict(epochs=52, ema_decay=0.999, eval_flip_tta=True, eval_every=4),
     best=dict(epochs=200, ema_decay=0.999, eval_flip_tta=True, eval_every=5),
+    yolo=dict(task='detect', dataset='voc', data_dir='voc', image_size=416, stem='imagenet',
+              normalization='inception', optimizer='adam', lr=1e-3, lr_schedule='cosine',
+              warmup_epochs=1.0, batch_size=8, eval_batch_size=8, epochs=60, eval_every=5,
+              label_smoothing=0.0, weight_decay=5e-4, freeze_backbone_epochs=5,
+              freeze_batch_norm=True, dropout_keep_prob=1.0),
 )
 
-DEFAULT_PRESET = 'cifar'
+# The preset of each task when --preset is not given.
+DEFAULT_PRESETS = dict(classify='cifar', detect='yolo')
 
-# The datasets --dataset names (datasets/factory.py reads them).
-DATASETS = ('cifar10', 'folder', 'tfrecord')
+# The datasets --dataset names: the classifier's (datasets/factory.py), the detector's layouts
+# (datasets/detections.py).
+CLASSIFICATION_DATASETS = ('cifar10', 'folder', 'tfrecord')
+DETECTION_DATASETS = ('voc', 'coco', 'yolo')
+DATASETS = CLASSIFICATION_DATASETS + DETECTION_DATASETS
 
 # The values a frozen graph or TFLite model keeps in its metadata, and the flags that describe a
 # checkpoint saved without its config.json.

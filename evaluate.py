@@ -7,6 +7,13 @@ your own.
     python3 evaluate.py opencv:frozen/mobilenet_v1.pb   # the .pb run by OpenCV's dnn module
     python3 evaluate.py frozen/mobilenet_v1.onnx        # freeze_graph.py --onnx, in ONNX Runtime
     python3 evaluate.py ckpt/own --dataset folder --data_dir photos/
+    python3 evaluate.py runs/yolo                      # a detector: mAP, COCO AP, detections
+
+Detectors (train.py --task detect, and their frozen .pb, .tflite and .onnx): mAP@0.5 (VOC's
+all-point interpolation; 'difficult' boxes neither hit nor missed), COCO's AP@[.5:.95],
+AP50, AP75 and AR@100 by pycocotools, AP of each class; the detections are written as
+COCO-format JSON (image_id, category_id, bbox [x, y, w, h] in pixels, score, file_name), and
+the last line is JSON with mAP50, AP, AP50, AP75, AR100, per_class and detections (its path).
 
 Prints per-class precision, recall, F1 and support with the confusion matrix
 (rows: true class, columns: predicted), top-1 accuracy, top-5 where there are
@@ -125,10 +132,23 @@ def parse_args(argv=None):
                              'probability difference')
     parser.add_argument('--latency', type=int, default=0, metavar='N',
                         help='also report the median batch-1 latency over N test images (default: 0, off)')
+    parser.add_argument('--detections', metavar='JSON',
+                        help="detectors: where to write the detections (COCO's result format "
+                             'and file_name) (default: detections_SPLIT.json in the run\'s folder, '
+                             'or MODEL_STEM_detections_SPLIT.json beside a file)')
+    for key in ('score_threshold', 'iou_threshold', 'max_detections'):
+        parser.add_argument('--' + key, type=type(config.DEFAULTS[key]), default=None,
+                            help="detector checkpoints: %s (default: the run's); a frozen "
+                                 'detector takes only the value it was frozen with' % command_line.HELP[key])
     command_line.add_architecture_flags(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error('--batch_size must be at least 1, got %d' % args.batch_size)
+    for flag in ('score_threshold', 'iou_threshold'):
+        if getattr(args, flag) is not None and not 0 <= getattr(args, flag) <= 1:
+            parser.error('--%s must be in [0, 1], got %r' % (flag, getattr(args, flag)))
+    if args.max_detections is not None and args.max_detections < 1:
+        parser.error('--max_detections must be at least 1, got %d' % args.max_detections)
     for flag in ('latency', 'val_size', 'test_size'):
         if (getattr(args, flag) or 0) < 0:
             parser.error('--%s must be 0 or more, got %d' % (flag, getattr(args, flag)))
@@ -147,9 +167,10 @@ def data_to_score(args, model):
     for flags that do not fit the dataset; a line when the run's own settings are used."""
     from checkpoints import run_files
     data = run_files.data_settings(model.run, vars(args))
-    if data['dataset'] != 'folder' and (args.val_size or args.test_size):
-        raise errors.UsageError('--val_size and --test_size apply to --dataset folder (this is '
-                                '%s)' % data['dataset'])
+    if data['dataset'] not in ('folder',) + config.DETECTION_DATASETS and (
+            args.val_size or args.test_size):
+        raise errors.UsageError('--val_size and --test_size apply to folder and detection '
+                                'datasets (this is %s)' % data['dataset'])
     if data['dataset'] == 'cifar10' and args.split not in ('auto', 'test'):
         raise errors.UsageError('--split %s: evaluate.py scores CIFAR-10 on its test_batch'
                                 % args.split)
@@ -180,6 +201,25 @@ def evaluate(args):
     from deployment import models
     from tasks import classification_metrics as metrics
     decoding.forget_skipped_images()
+    from deployment import detectors
+    detector = detectors.load(args.model, dict(
+        image_size=args.image_size, score_threshold=args.score_threshold,
+        iou_threshold=args.iou_threshold, max_detections=args.max_detections))
+    if detector is not None:
+        detectors.check_frozen_settings(detector, args.model, {
+            key: getattr(args, key) for key in ('image_size', 'score_threshold', 'iou_threshold',
+                                                'max_detections')})
+        for flag, given in (('flip_tta', args.flip_tta), ('plot', args.plot),
+                            ('reference', args.reference), ('latency', args.latency)):
+            if given:
+                raise errors.UsageError('--%s applies to classifiers; %s is a detector (its '
+                                        'median time a photo is always reported)'
+                                        % (flag, args.model))
+        return evaluate_detector(args, detector)
+    for flag in ('detections', 'score_threshold', 'iou_threshold', 'max_detections'):
+        if getattr(args, flag) is not None:
+            raise errors.UsageError('--%s applies to detectors; %s is a classifier'
+                                    % (flag, args.model))
     model = models.load_model(args.model, **command_line.architecture_overrides(args))
     # Loaded now: a reference that does not load costs no scoring.
     reference_model = models.load_model(args.reference, **command_line.architecture_overrides(
@@ -272,6 +312,75 @@ def evaluate(args):
                           images_per_sec=round(images_per_sec, 1),
                           batch1_latency_ms=None if latency is None else round(latency, 3),
                           reference=agreement, per_class=rows, confusion=matrix.tolist())))
+
+
+def evaluate_detector(args, model):
+    """mAP@0.5 (VOC all-point), COCO's AP, AP50, AP75 and AR100 (pycocotools) and per-class AP
+    of a detector on a split; its detections written as COCO-format JSON."""
+    from datasets import decoding
+    from datasets import detections
+    from deployment import detectors
+    from tasks import detector as task
+    data = data_to_score(args, model)
+    loaded = detections.load(data['dataset'], data['data_dir'], data['val_size'],
+                             data['test_size'], data['seed'])
+    for line in loaded['problems'].lines():
+        print(line, flush=True)
+    names = loaded['label_names']
+    if list(model.labels) != names:
+        raise errors.DataError('%s was trained on the classes %s, %s holds %s: score it on the '
+                               'data it was trained for' % (args.model, ', '.join(model.labels),
+                                                            data['data_dir'], ', '.join(names)))
+    split = args.split if args.split != 'auto' else next(
+        (s for s in ('test', 'val') if loaded[s].num_images), None)
+    if split is None or not loaded[split].num_images:
+        raise errors.DataError('%s: no %s split; pass --split train to score the training photos'
+                               % (data['data_dir'], split or 'test or validation'))
+    boxes = loaded[split]
+    found, scored, rate, times = detectors.detect_split(model, boxes, loaded['category_ids'])
+    if not scored:
+        raise errors.DataError('no photo of the %s split decodes: nothing to score' % split)
+    figures = task.scores(found, boxes, names, loaded['category_ids'], scored)
+    path = args.detections or detections_path(args.model, split)
+    # Scored by the split's own numbering (1.. in split order); written with a COCO folder's
+    # image ids, so the file scores against its instances_*.json as COCO's result format.
+    written = [dict(d, image_id=loaded['image_ids'].get(boxes.paths[d['image_id'] - 1],
+                                                        d['image_id'])) for d in found]
+    try:
+        from preflight import files
+        files.write_files({path: json.dumps(written) + '\n'})
+    except OSError as e:
+        raise errors.UsageError('%s: cannot write (%s)' % (path, e.strerror or e)) from e
+    width = max([len(n) for n in names] + [5])
+    print('%-*s  %8s' % (width, 'class', 'AP@0.5'))
+    for name in names:
+        ap = figures['per_class'][name]
+        print('%-*s  %8s' % (width, name, 'no boxes' if ap is None else '%.4f' % ap))
+    skipped = decoding.skipped_images()
+    print('mAP@0.5 %.4f (VOC all-point); COCO AP %.4f, AP50 %.4f, AP75 %.4f, AR100 %.4f on %s%d '
+          '%s photos; %.1f photos/s, median %.1f ms a photo' % (
+              figures['mAP50'], figures['AP'], figures['AP50'], figures['AP75'],
+              figures['AR100'], '%d of the ' % len(scored) if skipped else '', boxes.num_images,
+              split, rate or 0.0, float(np.median(times))))
+    if skipped:
+        print('Skipped %d photo(s): %s' % (len(skipped), '; '.join(
+            '%s (%s)' % (name, skipped[name]) for name in sorted(skipped)[:10])))
+    print('wrote %s (%d detections)' % (path, len(found)))
+    print(json.dumps(dict(model=args.model, dataset=data['dataset'], split=split,
+                          **{k: round(figures[k], 4) for k in ('mAP50', 'AP', 'AP50', 'AP75',
+                                                                 'AR100')},
+                          per_class=figures['per_class'], num_images=len(scored),
+                          skipped_files=sorted(skipped), images_per_sec=round(rate or 0.0, 2),
+                          median_ms=round(float(np.median(times)), 2), detections=path)))
+
+
+def detections_path(model, split):
+    """Where the detections go unless --detections says: beside a file (STEM_detections_SPLIT
+    .json), in a run's folder (detections_SPLIT.json)."""
+    if model.endswith(('.pb', '.tflite', '.onnx')):
+        return '%s_detections_%s.json' % (os.path.splitext(model)[0], split)
+    folder = model if os.path.isdir(model) else os.path.dirname(model)
+    return os.path.join(folder, 'detections_%s.json' % split)
 
 
 def main(argv=None):

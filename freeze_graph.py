@@ -26,6 +26,19 @@ The backbone of a detector, its feature maps at any end points:
 takes the same input (any size a multiple of 32, HxW, or 'dynamic' in the .pb
 alone) and gives one output per end point, named as it (Conv2d_5_pointwise,
 stride 8); OUTPUT.json lists each output's stride and channels.
+
+A detector (a run of train.py --task detect) is frozen whole, box decoding and per-class
+non-max suppression inside:
+
+    python3 freeze_graph.py --ckpt runs/yolo --output frozen/yolo.pb --tflite float32,int8 --onnx
+
+    input    float32 [1, S, S, 3], 0..255 RGB, the photo letterboxed to S (scaled whole to
+             fit, centred on grey 128)
+    boxes    float32 [max, 4]   x1, y1, x2, y2 in the input's pixels, best first
+    scores   float32 [max]; classes int32 [max]; count int32 (rows past it are zero)
+
+Its int8 TFLite runs the convolutions in 8 bits and the decoding in float32 (float32 input
+and outputs); OUTPUT.json says the anchors, thresholds and class names.
 """
 import argparse
 import json
@@ -126,6 +139,9 @@ def freeze_graph(args):
     from deployment import models
     prefix = reading.checkpoint_prefix(args.ckpt)
     cfg, run = models.resolve_checkpoint_config(prefix, command_line.architecture_overrides(args))
+    from deployment import detectors
+    if detectors.is_detector(run) and not args.backbone:
+        return write(args, *detector_files(args, prefix, run))
     if args.backbone:
         backbone = backbone_of(args, cfg)
         made = dict(metadata=freezing.backbone_metadata(cfg, backbone, prefix), labels=None)
@@ -135,7 +151,33 @@ def freeze_graph(args):
     calibration = calibration_images(args, cfg, run) if 'int8' in args.tflite_kinds else None
     graph_def = freezing.freeze(prefix, cfg, made.get('num_classes'), backbone)
     outputs_of_graph = freezing.output_nodes(backbone)
-    # Everything is made before anything is written: a failure leaves no mix of old and new files.
+    tflite_outputs = outputs_of_graph[:1] if not backbone else outputs_of_graph
+    nodes = dict(outputs=outputs_of_graph) if backbone else dict(
+        output=outputs_of_graph[0], logits=outputs_of_graph[1])
+    return write(args, prefix, made, graph_def, outputs_of_graph, tflite_outputs, calibration,
+                 nodes)
+
+
+def detector_files(args, prefix, run):
+    """(prefix, made, graph_def, outputs, TFLite outputs, calibration, nodes) of a detector."""
+    from deployment import detectors
+    overrides = dict(image_size=args.image_size)
+    cfg = detectors.resolve_config(prefix, run, overrides)  # UsageError for a size it cannot take
+    labels = run['label_names']
+    made = dict(labels=labels, metadata=detectors.metadata(cfg, labels, prefix, run))
+    calibration = detectors.calibration_set(
+        dict(run, **{k: v for k, v in vars(args).items() if k in ('dataset', 'data_dir')
+                     and v is not None}), args.calibration_images, cfg['image_size']) \
+        if 'int8' in args.tflite_kinds else None
+    graph_def = detectors.freeze(prefix, cfg, len(labels))
+    outputs = list(detectors.detector.OUTPUT_NODES)
+    return prefix, made, graph_def, outputs, outputs, calibration, dict(outputs=outputs)
+
+
+def write(args, prefix, made, graph_def, outputs_of_graph, tflite_outputs, calibration, nodes):
+    """Converts and writes every file, or none (a failure leaves no mix of old and new)."""
+    from deployment import freezing
+    detector = made['metadata'].get('task') == 'detect'
     stem = os.path.splitext(args.output)[0]
     outputs = {args.output: graph_def.SerializeToString(),
                stem + '.json': json.dumps(made['metadata'], indent=1) + '\n'}
@@ -143,7 +185,7 @@ def freeze_graph(args):
         outputs[stem + '_labels.txt'] = '\n'.join(made['labels']) + '\n'
     for kind in args.tflite_kinds:
         outputs[stem + ('_int8' if kind == 'int8' else '') + '.tflite'] = freezing.to_tflite(
-            graph_def, kind, calibration, outputs_of_graph[:1] if not backbone else outputs_of_graph)
+            graph_def, kind, calibration, tflite_outputs, float_tail=detector)
     if args.onnx:
         outputs[stem + '.onnx'] = freezing.to_onnx(graph_def, outputs_of_graph)
     try:
@@ -158,8 +200,6 @@ def freeze_graph(args):
         if stale not in outputs and os.path.exists(stale):
             os.remove(stale)
             print('removed %s (from an earlier freeze)' % stale)
-    nodes = dict(outputs=outputs_of_graph) if backbone else dict(
-        output=outputs_of_graph[0], logits=outputs_of_graph[1])
     print(json.dumps(dict(checkpoint=prefix, files=list(outputs), input=freezing.INPUT_NODE,
                           **nodes)))
 

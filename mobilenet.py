@@ -90,14 +90,15 @@ def softmax(logits, scope=None):
         return tf.reshape(tf.nn.softmax(flat), target)
 
 
-def _model_collections(*extra):
+def model_collections(*extra):
     """As slim.model_variable: every variable of the network is in MODEL_VARIABLES too. A new
     list each call: tf.distribute appends TRAINABLE_VARIABLES to the list it is given, and a
     shared one would make every later variable trainable, batch-norm statistics included."""
     return [v1.GraphKeys.GLOBAL_VARIABLES, v1.GraphKeys.MODEL_VARIABLES, *extra]
 
 
-def _weights(name, shape, stddev, weight_decay):
+def weights_variable(name, shape, stddev, weight_decay):
+    """A model variable of conv weights (in the model collections, L2-regularised as slim's)."""
     # stddev None: He initialisation, which trains from scratch better than slim's fixed 0.09.
     if stddev is None:
         init = v1.variance_scaling_initializer(2.0, mode='fan_in', distribution='truncated_normal')
@@ -108,16 +109,18 @@ def _weights(name, shape, stddev, weight_decay):
         # slim.l2_regularizer(scale) is scale * sum(w**2) / 2.
         regularizer = lambda w: tf.multiply(weight_decay, tf.nn.l2_loss(w), name='l2_loss')
     return v1.get_variable(name, shape, tf.float32, init, regularizer,
-                           collections=_model_collections())
+                           collections=model_collections())
 
 
-def _batch_norm(net, is_training, decay, epsilon):
+def batch_norm(net, is_training, decay, epsilon):
+    """slim's batch norm (scale and centre) under 'BatchNorm/': batch statistics and moving
+    averages updated through UPDATE_OPS in training, the moving statistics otherwise."""
     channels = net.shape[-1]
     with v1.variable_scope('BatchNorm'):
         beta = v1.get_variable('beta', [channels], initializer=v1.zeros_initializer(),
-                               collections=_model_collections())
+                               collections=model_collections())
         gamma = v1.get_variable('gamma', [channels], initializer=v1.ones_initializer(),
-                                collections=_model_collections())
+                                collections=model_collections())
 
         def statistic(name, initializer):
             # Under tf.distribute each replica updates its own moving statistics from its own
@@ -125,7 +128,7 @@ def _batch_norm(net, is_training, decay, epsilon):
             # clone's.
             return v1.get_variable(
                 name, [channels], initializer=initializer, trainable=False,
-                collections=_model_collections(v1.GraphKeys.MOVING_AVERAGE_VARIABLES),
+                collections=model_collections(v1.GraphKeys.MOVING_AVERAGE_VARIABLES),
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         moving_mean = statistic('moving_mean', v1.zeros_initializer())
         moving_variance = statistic('moving_variance', v1.ones_initializer())
@@ -208,7 +211,7 @@ def mobilenet_v1_base(inputs, final_endpoint='Conv2d_13_pointwise', min_depth=8,
         # Batch norm trains where its own variables (scope/BatchNorm/...) are trained.
         training = is_training and not freeze_batch_norm and in_scopes(
             v1.get_variable_scope().name + '/BatchNorm/', trainable_scopes)
-        net = _batch_norm(net, training, batch_norm_decay, batch_norm_epsilon)
+        net = batch_norm(net, training, batch_norm_decay, batch_norm_epsilon)
         net = tf.nn.relu6(net)
         end_points[end_point] = net
         return net
@@ -229,8 +232,9 @@ def mobilenet_v1_base(inputs, final_endpoint='Conv2d_13_pointwise', min_depth=8,
                 with v1.variable_scope(end_point):
                     if use_explicit_padding:
                         net = _fixed_padding(net, conv_def.kernel)
-                    w = _weights('weights', conv_def.kernel + [net.shape[-1], depth(conv_def.depth)],
-                                 stddev, weight_decay)
+                    w = weights_variable('weights', conv_def.kernel + [net.shape[-1],
+                                                                       depth(conv_def.depth)],
+                                         stddev, weight_decay)
                     net = tf.nn.conv2d(net, w, [1, conv_def.stride, conv_def.stride, 1], padding)
                     net = finish(end_point, net)
                 if end_point == final_endpoint:
@@ -241,8 +245,8 @@ def mobilenet_v1_base(inputs, final_endpoint='Conv2d_13_pointwise', min_depth=8,
             with v1.variable_scope(end_point):
                 if use_explicit_padding:
                     net = _fixed_padding(net, conv_def.kernel, layer_rate)
-                w = _weights('depthwise_weights', conv_def.kernel + [net.shape[-1], 1], stddev,
-                             weight_decay if regularize_depthwise else 0.0)
+                w = weights_variable('depthwise_weights', conv_def.kernel + [net.shape[-1], 1],
+                                     stddev, weight_decay if regularize_depthwise else 0.0)
                 net = tf.nn.depthwise_conv2d(net, w, [1, layer_stride, layer_stride, 1], padding,
                                              dilations=[layer_rate, layer_rate])
                 net = finish(end_point, net)
@@ -251,8 +255,8 @@ def mobilenet_v1_base(inputs, final_endpoint='Conv2d_13_pointwise', min_depth=8,
 
             end_point = 'Conv2d_%d_pointwise' % i
             with v1.variable_scope(end_point):
-                w = _weights('weights', [1, 1, net.shape[-1], depth(conv_def.depth)], stddev,
-                             weight_decay)
+                w = weights_variable('weights', [1, 1, net.shape[-1], depth(conv_def.depth)],
+                                     stddev, weight_decay)
                 net = _pointwise_conv(net, w, pointwise)
                 net = finish(end_point, net)
             if end_point == final_endpoint:
@@ -383,9 +387,10 @@ def mobilenet_v1(inputs, num_classes=1000, dropout_keep_prob=0.999, is_training=
                     net = tf.nn.experimental.stateless_dropout(
                         net, rate=1.0 - dropout_keep_prob, seed=dropout_seed, name='Dropout_1b')
             with v1.variable_scope('Conv2d_1c_1x1'):
-                w = _weights('weights', [1, 1, net.shape[-1], num_classes], stddev, weight_decay)
+                w = weights_variable('weights', [1, 1, net.shape[-1], num_classes], stddev,
+                                     weight_decay)
                 b = v1.get_variable('biases', [num_classes], initializer=v1.zeros_initializer(),
-                                    collections=_model_collections())
+                                    collections=model_collections())
                 logits = tf.nn.bias_add(_pointwise_conv(net, w, pointwise), b)
             if spatial_squeeze:
                 logits = tf.squeeze(logits, [1, 2], name='SpatialSqueeze')

@@ -5,6 +5,8 @@
     python3 train.py --load_pretrain 1 --pretrain_path mobilenet_v1_1.0_224.ckpt \
         --normalization inception --ckpt_dir runs/finetune
     python3 train.py --dataset folder --data_dir photos/ --image_size 224 --stem imagenet
+    python3 train.py --task detect --dataset voc --data_dir VOCdevkit/VOC2007 \
+        --load_pretrain 1 --pretrain_path imported/ssd --ckpt_dir runs/yolo   # YOLOv3
 
 Running the same command again resumes from the latest checkpoint in --ckpt_dir.
 With TF_CONFIG set, this process is one worker of a data-parallel cluster (README:
@@ -36,14 +38,15 @@ def train(flags):
     # Only now: TensorFlow picks its CPU kernels when it is imported.
     cpu_kernels.import_tensorflow()
     from checkpoints import run_files
-    from tasks import classifier
+    from tasks import factory
     from training import plan as run_plan
     from training import trainer
+    task = factory.task(settled['task'])
     with run_files.run_folder(settled['ckpt_dir'], chief=place is None or place.is_chief):
-        plan, data = run_plan.resolve(settled, classifier, place)
+        plan, data = run_plan.resolve(settled, task, place)
         for line in run_plan.describe(plan, place):
             print(line, flush=True)
-        summary = trainer.train(plan, data, classifier, place)
+        summary = trainer.train(plan, data, task, place)
     print(json.dumps(summary))
 
 

@@ -44,6 +44,27 @@ def forget_skipped_images():
         _tried.update(decoded=0, skipped=0)
 
 
+def record_skipped(name, why):
+    """Records an image skipped for `why` (a reader other than decode() found it bad)."""
+    with _skipped_lock:
+        _skipped[name] = why
+        _tried['skipped'] += 1
+
+
+def record_decoded():
+    with _skipped_lock:
+        _tried['decoded'] += 1
+
+
+def known_bad(name):
+    """Whether `name` was skipped before (counted again, not decoded again)."""
+    with _skipped_lock:
+        if name in _skipped:
+            _tried['skipped'] += 1
+            return True
+    return False
+
+
 def class_counts(images, labels, num_classes):
     """Images of each class in a split: from its labels, or for Records by reading them (in
     eager mode, as load_data runs)."""

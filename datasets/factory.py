@@ -26,7 +26,7 @@ def load(name, data_dir, val_size=0, test_size=0, seed=0, cifar_archive=None, te
         return tfrecords.load_tfrecord(data_dir)
     if name != 'cifar10':
         raise UsageError('--dataset must be one of %s, got %r'
-                         % (', '.join(config.DATASETS), name))
+                         % (', '.join(config.CLASSIFICATION_DATASETS), name))
     data_utils.ensure_cifar10(data_dir, archive=cifar_archive or None)
     if test_only:
         test = data_utils.load_batch(os.path.join(data_dir, data_utils.TEST_FILE))

@@ -71,3 +71,9 @@ def read_rgb(path):
         raise errors.ImageError('cannot read it (%s)' % (getattr(e, 'strerror', None) or
                                                    ' '.join(str(e).split())[:100])) from e
     return to_rgb(data)
+
+
+def format_of(path):
+    """Pillow's format name for writing `path`: its extension's, JPEG when it has none known."""
+    extension = path.rsplit('.', 1)[-1].lower() if '.' in path else ''
+    return Image.registered_extensions().get('.' + extension, 'JPEG')

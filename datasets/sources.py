@@ -14,20 +14,20 @@ SPLIT_NAMES = dict(train=('train',), val=('validation', 'val'), test=('test',))
 CACHED_SIZE = 32  # --image_size at which a split is decoded into memory
 
 
-def _split_type(name, fields, size):
+def split_type(name, fields, size):
     """A namedtuple of a split's fields with num_images, size(split)."""
     return type(name, (collections.namedtuple(name, fields),),
                 dict(__slots__=(), num_images=property(size)))
 
 
 # A split held in memory: uint8 [N, H, W, 3] images and int64 [N] labels.
-Arrays = _split_type('Arrays', ['images', 'labels'], lambda split: len(split.labels))
+Arrays = split_type('Arrays', ['images', 'labels'], lambda split: len(split.labels))
 
 # A split read from image files: paths (str) and int64 labels.
-Files = _split_type('Files', ['paths', 'labels'], lambda split: len(split.paths))
+Files = split_type('Files', ['paths', 'labels'], lambda split: len(split.paths))
 
 # A split read from TFRecord shards, and the records of each (a tuple of ints).
-Records = _split_type('Records', ['shards', 'counts'], lambda split: sum(split.counts))
+Records = split_type('Records', ['shards', 'counts'], lambda split: sum(split.counts))
 
 
 def listdir(folder):

@@ -74,12 +74,12 @@ def backbone_metadata(cfg, backbone, prefix):
                for name in end_points]
     return dict(input=classifier.INPUT_NODE, outputs=outputs, input_size=[height, width],
                 input_layout='NHWC', input_channels='RGB', input_range=[0, 255],
-                preprocessing=_preprocessing(cfg),
+                preprocessing=preprocessing(cfg),
                 architecture={k: cfg[k] for k in config.ARCHITECTURE_KEYS if k != 'image_size'},
                 checkpoint=prefix)
 
 
-def _preprocessing(cfg):
+def preprocessing(cfg):
     scale_offset = {'cifar': dict(mean=list(data_utils.CIFAR10_MEAN), std=list(data_utils.CIFAR10_STD)),
                     'inception': dict(mean=[127.5] * 3, std=[127.5] * 3)}[cfg['normalization']]
     return dict(in_graph=True, mode=cfg['normalization'], formula='(pixel - mean) / std',
@@ -92,29 +92,52 @@ def metadata(cfg, num_classes, labels, prefix):
         input_size=cfg['image_size'], input_layout='NHWC', input_channels='RGB',
         input_range=[0, 255], central_fraction=cfg['central_fraction'], num_classes=num_classes,
         labels=labels,
-        preprocessing=_preprocessing(cfg),
+        preprocessing=preprocessing(cfg),
         architecture={k: cfg[k] for k in config.ARCHITECTURE_KEYS}, checkpoint=prefix)
 
 
-def to_tflite(graph_def, kind, calibration_images=None, outputs=(classifier.OUTPUT_NODE,)):
-    """TFLite bytes from the frozen graph: float32, or full-integer calibrated on images."""
+# The op kinds of a detector's decoding and suppression (and of its input normalisation), kept
+# in float32 in its int8 model: pixel coordinates, exponentials and scores near 0 lose too much
+# in 8 bits (boxes inverted, every score under the threshold: mAP 0 on the raccoon record).
+FLOAT_TAIL_OPS = ['LOGISTIC', 'EXP', 'TOPK_V2', 'GATHER', 'NON_MAX_SUPPRESSION_V5', 'MUL', 'ADD',
+                  'SUB', 'MINIMUM', 'MAXIMUM', 'CONCATENATION', 'PACK', 'STRIDED_SLICE',
+                  'RESHAPE', 'PAD', 'ARG_MAX', 'REDUCE_MAX', 'CAST', 'SLICE']
+
+
+def to_tflite(graph_def, kind, calibration_images=None, outputs=(classifier.OUTPUT_NODE,),
+              float_tail=False):
+    """TFLite bytes from the frozen graph: float32, or int8 calibrated on images: full-integer
+    (uint8 pixels in and out); with `float_tail` (a detector), its convolutions in int8 and
+    FLOAT_TAIL_OPS in float32, float32 in and out."""
     with tf.Graph().as_default() as graph:
         v1.import_graph_def(graph_def, name='')
         with v1.Session(graph=graph) as sess:
             converter = v1.lite.TFLiteConverter.from_session(
                 sess, [graph.get_tensor_by_name(classifier.INPUT_NODE + ':0')],
                 [graph.get_tensor_by_name(name + ':0') for name in outputs])
-            if kind == 'int8':
-                def representative_dataset():
-                    for image in calibration_images:
-                        yield [image[None].astype(np.float32)]
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.representative_dataset = representative_dataset
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                # Pixels 0..255 are exactly uint8 with scale 1: no rounding at the input.
-                converter.inference_input_type = tf.uint8
-                converter.inference_output_type = tf.uint8
+
+            def representative_dataset():
+                for image in calibration_images:
+                    yield [image[None].astype(np.float32)]
             try:
+                if kind == 'int8' and float_tail:
+                    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                    converter.representative_dataset = representative_dataset
+                    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                                           tf.lite.OpsSet.TFLITE_BUILTINS]
+                    # Selective quantization: the debugger's way to keep op kinds in float.
+                    debugger = tf.lite.experimental.QuantizationDebugger(
+                        converter=converter, debug_dataset=representative_dataset,
+                        debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                            denylisted_ops=FLOAT_TAIL_OPS, fully_quantize=False))
+                    return debugger.get_nondebug_quantized_model()
+                if kind == 'int8':
+                    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                    converter.representative_dataset = representative_dataset
+                    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                    # Pixels 0..255 are exactly uint8 with scale 1: no rounding at the input.
+                    converter.inference_input_type = tf.uint8
+                    converter.inference_output_type = tf.uint8
                 return converter.convert()
             except Exception as e:  # the converter raises its own ConverterError, not exported
                 message = ' '.join(str(e).split())[:300]

@@ -66,8 +66,10 @@ with open(config.__file__, encoding='utf-8') as _source:
 def parse_config(argv=None, description=None):
     """Resolved hyperparameters: DEFAULTS, then the preset, then the flags given."""
     parser = ArgumentParser(description=description)
-    parser.add_argument('--preset', choices=sorted(config.PRESETS), default=config.DEFAULT_PRESET,
-                        help='named recipe applied on top of config.DEFAULTS (default: %(default)s)')
+    parser.add_argument('--preset', choices=sorted(config.PRESETS), default=None,
+                        help='named recipe applied on top of config.DEFAULTS (default: %s)' % ', '.join(
+                            '%s for --task %s' % (preset, task)
+                            for task, preset in config.DEFAULT_PRESETS.items()))
     for name, default in config.DEFAULTS.items():
         kind = FLAG_TYPES.get(name, flag_type(default))
         parser.add_argument('--' + name, type=kind, default=None,
@@ -75,9 +77,11 @@ def parse_config(argv=None, description=None):
                             help='%s (default: %r; a preset may change it)'
                                  % (HELP[name], default))
     args = parser.parse_args(argv)
-    cfg = dict(config.DEFAULTS, **config.PRESETS[args.preset])
+    preset = args.preset or config.DEFAULT_PRESETS.get(args.task or config.DEFAULTS['task'],
+                                                       config.DEFAULT_PRESETS['classify'])
+    cfg = dict(config.DEFAULTS, **config.PRESETS[preset])
     cfg.update({k: v for k, v in vars(args).items() if v is not None and k != 'preset'})
-    cfg['preset'] = args.preset
+    cfg['preset'] = preset
     return cfg
 
 

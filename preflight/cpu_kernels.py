@@ -233,7 +233,10 @@ def settle(cfg, environ=None, flags=None, workers=1):
         onednn = choice['onednn']
         environ['TF_ENABLE_ONEDNN_OPTS'] = '1' if onednn else '0'
     cfg = dict(cfg, workers=workers, worker_batch=cfg['batch_size'] // workers)
-    towers, towers_why = towers_choice(cfg['towers'], cfg['worker_batch'])
+    if cfg.get('task') == 'detect':
+        towers, towers_why = 1, 'the detector steps whole'
+    else:
+        towers, towers_why = towers_choice(cfg['towers'], cfg['worker_batch'])
     cfg = dict(cfg, onednn='on' if onednn else 'off', pointwise=choice['pointwise'],
                towers=towers, cpu=instruction_set(flags))
     line = 'CPU: %s; oneDNN %s (%s)%s; 1x1 convolutions as %s (%s); %d tower%s (%s)' % (

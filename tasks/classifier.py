@@ -10,13 +10,16 @@ only it knows:
     input_pipeline(...)         a split's batches
     step(...)                   head and loss on one batch: (loss, {metric: value}, minimize op,
                                 model variables)
-    evaluation(...)             per-batch sums over a split, and finish_evaluation(totals)
+    evaluation(...)             each split's per-batch fetches, and the function that turns the
+                                split's batches into its figures
     epoch_parts(record)         its figures in the epoch line; summary(record): in the last line
     inference_graph(cfg, n)     its export: the graph freeze_graph.py freezes
 
 Everything else (epochs, checkpoints, exact resume, Ctrl-C, metrics.jsonl, TensorBoard, best/,
 several workers) is the loop's and does not know it trains a classifier.
 """
+import functools
+
 import tensorflow as tf
 
 import mobilenet
@@ -117,9 +120,9 @@ def training_step(cfg, images, labels, num_classes, global_step, lr, class_weigh
 
 
 def evaluation(cfg, data, getter=None):
-    """{split: (initializer, feed, sums)} of the test and validation splits there are: sums are
-    per-batch tensors that finish_evaluation turns into the split's figures. `getter` reads the
-    weights evaluated (their moving averages, with --ema_decay)."""
+    """{split: (initializer, feed, sums, finish_evaluation)} of the test and validation splits
+    there are: sums are per-batch tensors that finish_evaluation turns into the split's
+    figures. `getter` reads the weights evaluated (their moving averages, with --ema_decay)."""
     num_classes = len(data['label_names'])
     evaluations = {}
     for split in ('test', 'val'):
@@ -142,7 +145,8 @@ def evaluation(cfg, data, getter=None):
             flipped = logits_of(tf.reverse(images, [2]))
             sums['accuracy_tta'] = _count_correct(tf.nn.softmax(logits) + tf.nn.softmax(flipped),
                                                   labels)
-        evaluations[split] = (init, feed, sums)
+        evaluations[split] = (init, feed, sums,
+                              functools.partial(finish_evaluation, keys=tuple(sums)))
     return evaluations
 
 
@@ -151,9 +155,10 @@ def _count_correct(scores, labels):
     return tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.float64))
 
 
-def finish_evaluation(totals):
-    """{'loss', 'accuracy', 'macro_f1'[, 'accuracy_tta']} from a split's summed batches."""
-    totals = dict(totals)
+def finish_evaluation(batches, keys):
+    """{'loss', 'accuracy', 'macro_f1'[, 'accuracy_tta']} from a split's batches of sums
+    (dicts of `keys`)."""
+    totals = {key: sum(batch[key] for batch in batches) for key in keys}
     count, confusion = totals.pop('images'), totals.pop('confusion')
     result = {key: float(value / count) if count else None for key, value in totals.items()}
     result['macro_f1'] = classification_metrics.macro_f1(confusion) if count else None

@@ -13,8 +13,8 @@ from preflight import command_line
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 PROGRAMS = ('train', 'evaluate', 'predict', 'freeze_graph', 'export_weights', 'import_weights',
             'convert_to_tfrecord', 'benchmark', 'plot_runs')
-PACKAGES = ('benchmarking', 'checkpoints', 'datasets', 'deployment', 'distribution', 'importing',
-            'pipelines', 'preflight', 'tasks', 'training')
+PACKAGES = ('benchmarking', 'checkpoints', 'datasets', 'deployment', 'detection', 'distribution',
+            'importing', 'pipelines', 'preflight', 'tasks', 'training')
 
 
 def libraries():

@@ -30,7 +30,17 @@ def check_config(cfg):
     for key, value in cfg.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise UsageError('--%s must be a finite number, got %r' % (key, value))
-    for key, allowed in (('dataset', config.DATASETS), ('class_weights', ('', 'balanced')),
+    if cfg['task'] not in ('classify', 'detect'):
+        raise UsageError("--task must be 'classify' or 'detect', got %r" % cfg['task'])
+    datasets = config.DETECTION_DATASETS if cfg['task'] == 'detect' else \
+        config.CLASSIFICATION_DATASETS
+    if cfg['dataset'] not in datasets:
+        raise UsageError('--dataset %s is not a %s dataset; pass one of %s' % (
+            cfg['dataset'], 'detection' if cfg['task'] == 'detect' else 'classification',
+            ', '.join(datasets)))
+    if cfg['task'] == 'detect':
+        check_detection(cfg)
+    for key, allowed in (('class_weights', ('', 'balanced')),
                          ('optimizer', ('adam', 'momentum', 'nesterov')),
                          ('lr_schedule', ('exponential', 'step', 'cosine', 'linear'))):
         if cfg[key] not in allowed:
@@ -81,6 +91,59 @@ def check_config(cfg):
     if cfg['load_pretrain'] and not cfg['pretrain_path']:
         raise UsageError('--load_pretrain 1 needs --pretrain_path (a checkpoint prefix or folder)')
     check_pretrain_path(cfg)
+
+
+def check_detection(cfg):
+    """--task detect's own settings, and the classifier's that mean nothing to it."""
+    from detection import loss
+    from detection import yolo_v3
+    for key, allowed in (('head', yolo_v3.HEADS), ('box_loss', loss.BOX_LOSSES)):
+        if cfg[key] not in allowed:
+            raise UsageError('--%s must be one of %s, got %r' % (key, ', '.join(allowed), cfg[key]))
+    conv_defs = mobilenet.STEMS[cfg['stem']]
+    names = mobilenet.end_point_names(conv_defs)
+    ends = [name.strip() for name in cfg['detect_end_points'].split(',') if name.strip()]
+    if len(ends) < 1 or any(name not in names for name in ends) or len(set(ends)) < len(ends):
+        raise UsageError('--detect_end_points must name end points of MobilenetV1 each once, '
+                         'finest first, e.g. %s; got %r' % (','.join(mobilenet.DETECTION_END_POINTS),
+                                                           cfg['detect_end_points']))
+    strides = mobilenet.end_point_strides(conv_defs)
+    steps = [strides[name] for name in ends]
+    if any(b != 2 * a for a, b in zip(steps, steps[1:])):
+        raise UsageError('--detect_end_points %s have strides %s; each must be twice the one '
+                         'before (the head upsamples x2 between them), e.g. %s' % (
+                             cfg['detect_end_points'], ', '.join(map(str, steps)),
+                             ','.join(mobilenet.DETECTION_END_POINTS)))
+    deepest = steps[-1]
+    if cfg['multi_scale']:
+        try:
+            low, high = (int(v) for v in cfg['multi_scale'].split(','))
+            if not 0 < low <= high or low % deepest or high % deepest:
+                raise ValueError
+        except ValueError:
+            raise UsageError("--multi_scale must be 'MIN,MAX', multiples of %d with MIN <= MAX "
+                             "(e.g. 320,608), got %r" % (deepest, cfg['multi_scale'])) from None
+    if cfg['image_size'] % deepest:
+        raise UsageError('--image_size %d: the detector takes multiples of %d (its deepest '
+                         'stride), e.g. %d' % (cfg['image_size'], deepest,
+                                               max(deepest, round(cfg['image_size'] / deepest)
+                                                   * deepest)))
+    for key in ('head_depth', 'max_boxes', 'max_detections'):
+        if cfg[key] < 1:
+            raise UsageError('--%s must be 1 or more, got %r' % (key, cfg[key]))
+    for key in ('ignore_threshold', 'iou_threshold', 'score_threshold'):
+        if not 0 <= cfg[key] <= 1:
+            raise UsageError('--%s must be in [0, 1], got %r' % (key, cfg[key]))
+    if cfg['towers'] not in ('auto', 1):
+        raise UsageError('--towers %s: the detector steps whole; pass --towers auto or 1'
+                         % cfg['towers'])
+    for key, off in (('cutout', 0), ('class_weights', ''), ('eval_flip_tta', False)):
+        if cfg[key] != off:
+            raise UsageError('--%s applies to the classifier; pass --%s %s with --task detect'
+                             % (key, key, {False: 0, '': "''"}.get(off, off)))
+    if cfg['freeze_backbone_epochs'] < 0:
+        raise UsageError('--freeze_backbone_epochs must be 0 or more, got %r'
+                         % cfg['freeze_backbone_epochs'])
 
 
 def check_pretrain_path(cfg):

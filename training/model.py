@@ -94,3 +94,37 @@ def _split_batch(images, parts):
         images = tf.pad(images, [[0, padding], [0, 0], [0, 0], [0, 0]])
     shares = (order.share(size + padding, parts, tower) for tower in range(parts))
     return [images[start:start + length] for start, length in shares], size
+
+
+def build_detector(images, cfg, num_classes, is_training, reuse=None, getter=None,
+                   end_points=None):
+    """YOLOv3's raw predictions (detection/yolo_v3.py, finest first) on MobileNetV1's maps at
+    `end_points` (cfg's detect_end_points) of raw 0..255 images; preprocessing in the graph.
+    In training, --trainable_scopes holds as in the classifier's, and --freeze_batch_norm for
+    the backbone alone: the head is new, its batch norm learns its statistics."""
+    from detection import yolo_v3
+    end_points = end_points or detection_end_points(cfg)
+    conv_defs = mobilenet.STEMS[cfg['stem']]
+    strides = mobilenet.end_point_strides(conv_defs)
+    scopes = scope_list(cfg.get('trainable_scopes', '')) if is_training else None
+    frozen = is_training and cfg.get('freeze_batch_norm', False)
+    net = data_utils.normalize(images, cfg['normalization'])
+    with v1.variable_scope(v1.get_variable_scope(), custom_getter=getter, reuse=reuse):
+        features = mobilenet.mobilenet_v1_features(
+            net, end_points, is_training=is_training, min_depth=cfg['min_depth'],
+            depth_multiplier=cfg['width'], conv_defs=conv_defs,
+            use_explicit_padding=cfg['use_explicit_padding'], weight_decay=cfg['weight_decay'],
+            stddev=cfg['init_stddev'] or None, regularize_depthwise=cfg['regularize_depthwise'],
+            batch_norm_decay=cfg['batch_norm_decay'], batch_norm_epsilon=cfg['batch_norm_epsilon'],
+            trainable_scopes=scopes, freeze_batch_norm=frozen)
+        return yolo_v3.yolo_v3(
+            features, [strides[name] for name in end_points], num_classes,
+            head=cfg['head'], depth=cfg['head_depth'], is_training=is_training,
+            weight_decay=cfg['weight_decay'], batch_norm_decay=cfg['batch_norm_decay'],
+            batch_norm_epsilon=cfg['batch_norm_epsilon'],
+            train_batch_norm=mobilenet.in_scopes(yolo_v3.SCOPE + '/', scopes))
+
+
+def detection_end_points(cfg):
+    """cfg's detect_end_points as a list, finest first."""
+    return [name.strip() for name in cfg['detect_end_points'].split(',') if name.strip()]

@@ -137,5 +137,26 @@ def start(sess, g, plan, latest, damaged, initialize):
         skipped += ['%s excluded by --checkpoint_exclude_scopes' % name for name in left_out]
         print('Restored %d variables from %s; skipped %d:' % (len(restored), prefix,
                                                               len(skipped)), flush=True)
-        for line in skipped:
+        for line in summarize_skipped(skipped):
             print('  ' + line, flush=True)
+
+
+# Variables missing from a pretrained checkpoint named one a line up to this many; beyond it
+# (a detector's new head: hundreds), counted by layer scope.
+SKIPPED_NAMED = 12
+
+
+def summarize_skipped(skipped):
+    """The lines on variables not restored: each named, or when there are many, those missing
+    from the checkpoint counted under their first two scope parts (YoloV3/Scale_32: 40)."""
+    missing = ' is not in the checkpoint'
+    absent = [line[:-len(missing)] for line in skipped if line.endswith(missing)]
+    if len(skipped) <= SKIPPED_NAMED or not absent:
+        return list(skipped)
+    scopes = {}
+    for name in absent:
+        scope = '/'.join(name.split('/')[:2])
+        scopes[scope] = scopes.get(scope, 0) + 1
+    return [line for line in skipped if not line.endswith(missing)] + [
+        '%s/...: %d variables not in the checkpoint (new layers)' % (scope, count)
+        for scope, count in scopes.items()]

@@ -24,7 +24,7 @@ def build_graph(plan, data, task, strategy=None, worker=(0, 1)):
     scope), the step is one replica's, on this `worker`'s (index, count) slice of each global
     batch. g.train_metrics: the task's figures of a step, beside g.loss."""
     v1.set_random_seed(plan['seed'])
-    g = argparse.Namespace(finish_evaluation=task.finish_evaluation)
+    g = argparse.Namespace()
 
     with v1.variable_scope(STATE_SCOPE):
         g.global_step = v1.train.get_or_create_global_step()
@@ -85,18 +85,16 @@ def set_state(sess, g, **values):
 
 
 def evaluate(sess, g, split):
-    """The task's figures (finish_evaluation) over every image of the split."""
-    init, feed, sums = g.eval[split]
+    """The task's figures (its split's finish) over every batch of the split."""
+    init, feed, fetches, finish = g.eval[split]
     sess.run(init, feed())
-    totals = dict.fromkeys(sums, 0.0)
+    batches = []
     while True:
         try:
-            batch = sess.run(sums)
+            batches.append(sess.run(fetches))
         except tf.errors.OutOfRangeError:
             break
-        for key, value in batch.items():
-            totals[key] += value
-    return g.finish_evaluation(totals)
+    return finish(batches)
 
 
 def score(sess, g):

@@ -34,7 +34,14 @@ v1 = tf.compat.v1
 
 
 def write_scalars(writer, step, values):
-    summary = v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
+    """TensorBoard scalars of `values`; a dict value (a figure per class) as tags 'key/class'."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update({'%s/%s' % (key, name): v for name, v in value.items() if v is not None})
+        else:
+            flat[key] = value
+    summary = v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v) for k, v in flat.items()])
     writer.add_summary(summary, step)
     writer.flush()
 

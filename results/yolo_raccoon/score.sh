@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Scores the raccoon runs of run.sh on the 40 test photos at 416 and 320 (each run's last
+# checkpoint: the test split also chose best/, so best/ would flatter), freezes the COCO-SSD
+# start to .pb, TFLite float32 and int8, and ONNX and scores each, and draws its predictions on
+# four test photos. Appends to metrics.jsonl. Usage: bash score.sh [coco_ssd|imagenet|scratch]...
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+WORK=${WORK:-$ROOT/../data/yolo_raccoon}
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+cd "$ROOT"
+out=$HERE/metrics.jsonl
+for start in "${@:-coco_ssd imagenet scratch}"; do
+  run=$WORK/runs/${start}_416
+  [ -f "$run/metrics.jsonl" ] || continue
+  latest=$(ls "$run"/model.ckpt-*.index | sed 's/\.index$//' | sort -t- -k2 -n | tail -1)
+  for size in 416 320; do
+    "$PYTHON" evaluate.py "$latest" --image_size $size \
+      --detections "$WORK/detections_${start}_$size.json" | tail -1 \
+      | "$PYTHON" -c "import json,sys; r=json.loads(sys.stdin.read()); r.update(start='$start', size=$size); print(json.dumps(r))" >> "$out"
+  done
+done
+if [ -z "${*:-}" ] || [[ " $* " == *" coco_ssd "* ]]; then
+  run=$WORK/runs/coco_ssd_416
+  latest=$(ls "$run"/model.ckpt-*.index | sed 's/\.index$//' | sort -t- -k2 -n | tail -1)
+  "$PYTHON" freeze_graph.py --ckpt "$latest" --output "$WORK/frozen/yolo416.pb" \
+    --tflite float32,int8 --onnx --calibration_images 100
+  for model in yolo416.pb yolo416.tflite yolo416_int8.tflite yolo416.onnx; do
+    "$PYTHON" evaluate.py "$WORK/frozen/$model" | tail -1 \
+      | "$PYTHON" -c "import json,sys; r=json.loads(sys.stdin.read()); r.update(start='coco_ssd', size=416, form='$model'); print(json.dumps(r))" >> "$out"
+  done
+  photos=$(sed -n '1,4p' "$WORK/voc/ImageSets/Main/test.txt" | sed "s|^|$WORK/voc/JPEGImages/|; s|$|.jpg|")
+  "$PYTHON" predict.py "$WORK/frozen/yolo416.pb" $photos --output_dir "$WORK/drawn" > /dev/null
+  "$PYTHON" "$HERE/contact_sheet.py" "$WORK/drawn" "$HERE/predictions.jpg"
+fi
