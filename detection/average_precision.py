@@ -39,6 +39,9 @@ def voc_map(detections, split, category_ids, images=None, iou_threshold=0.5):
     indices of the split's images scored (the others, left out as unreadable, count for
     nothing)."""
     images = range(split.num_images) if images is None else images
+    by_category = {}
+    for d in detections:
+        by_category.setdefault(d['category_id'], []).append(d)
     per_class = []
     for label, category in enumerate(category_ids):
         truth, positives = {}, 0
@@ -47,8 +50,8 @@ def voc_map(detections, split, category_ids, images=None, iou_threshold=0.5):
             truth[i + 1] = (split.boxes[i][mine], split.ignored[i][mine],
                             np.zeros(int(mine.sum()), bool))
             positives += int((~split.ignored[i][mine]).sum())
-        found = sorted((d for d in detections if d['category_id'] == category
-                        and d['image_id'] in truth), key=lambda d: -d['score'])
+        found = sorted((d for d in by_category.get(category, ()) if d['image_id'] in truth),
+                       key=lambda d: -d['score'])
         if not positives:
             per_class.append(None)
             continue

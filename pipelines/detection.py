@@ -13,9 +13,10 @@ here by (seed, epoch, place in the batch): a resumed run redraws the same batche
 With --multi_scale MIN,MAX each batch is drawn at one size of that range (multiples of 32),
 keyed by its place in the run.
 
-A photo that does not decode, or whose size is not its annotation's, is left out (named in
-datasets/decoding.py's skipped_images()); one whose boxes are all 'difficult' trains as
-background.
+A photo that does not decode, or whose size is not its annotation's, is named in
+datasets/decoding.py's skipped_images() and left out of scoring; in training its place in the
+batch is a black image without boxes (the steps stay exact). 'difficult' and 'iscrowd' boxes
+go through the augmentation as ignore regions (detection/loss.py).
 """
 import os
 

@@ -22,9 +22,7 @@ import functools
 
 import tensorflow as tf
 
-import mobilenet
 from preflight import cpu_kernels
-from preflight.errors import UsageError
 from tasks import classification_metrics
 from training import model
 from training import optimization
@@ -35,9 +33,6 @@ v1 = tf.compat.v1
 
 NAME = 'classify'
 BEST_METRIC = 'accuracy'
-
-# The graph collection of the variables the training step updates.
-TRAINED = 'trained_variables'
 
 # The frozen graph's node names (freeze_graph.py, deployment/models.py).
 INPUT_NODE = 'input'
@@ -82,20 +77,8 @@ def training_step(cfg, images, labels, num_classes, global_step, lr, class_weigh
     model.check_scopes('trainable_scopes', cfg['trainable_scopes'], model_variables)
     model.check_scopes('checkpoint_exclude_scopes', cfg['checkpoint_exclude_scopes'],
                        model_variables)
-    scopes = model.scope_list(cfg['trainable_scopes'])
     # Layers outside --trainable_scopes get no gradient (and so no slots, no backward pass).
-    trained = [v for v in v1.trainable_variables('MobilenetV1/')
-               if mobilenet.in_scopes(v.op.name, scopes)]
-    if not trained:
-        raise UsageError('--trainable_scopes %s holds no trainable variable (only batch-norm '
-                         'statistics?)' % cfg['trainable_scopes'])
-    if scopes and not v1.get_collection(TRAINED):  # said once, not again for each replica
-        layers = sorted({'/'.join(v.op.name.split('/')[:2]) for v in trained})
-        print('Training %d of the %d model variables (--trainable_scopes %s): %s' % (
-            len(trained), len(model_variables), cfg['trainable_scopes'], ', '.join(layers)),
-            flush=True)
-    for variable in trained:
-        v1.add_to_collection(TRAINED, variable)
+    trained = model.trained_variables(cfg, model_variables)
     # Label -1: an image that did not decode (pipelines/streamed.py), kept in place, counted
     # nowhere.
     valid = tf.cast(labels >= 0, tf.float32)

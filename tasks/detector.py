@@ -33,8 +33,6 @@ BEST_METRIC = 'mAP50'
 INPUT_NODE = 'input'
 OUTPUT_NODES = ('boxes', 'scores', 'classes', 'count')
 
-TRAINED = 'trained_variables'
-
 
 def load_data(cfg):
     """The splits (Boxes), class names, COCO category ids, and the facts a plan keeps: split
@@ -45,7 +43,8 @@ def load_data(cfg):
         print(line, flush=True)
     names = loaded['label_names']
     train = loaded['train']
-    if not detections.box_counts(train, len(names)).sum():
+    boxes = detections.box_counts(train, len(names))
+    if not boxes.sum():
         # Nothing but background to learn: every score would be 0 after a whole run.
         ignored = sum(int(flags.sum()) for flags in train.ignored)
         raise DataError('--data_dir %s: none of its %d training images has a box to train on%s'
@@ -66,7 +65,6 @@ def load_data(cfg):
     if split_sizes['train'] < cfg['batch_size']:
         raise UsageError('--batch_size %d is larger than the %d training images'
                          % (cfg['batch_size'], split_sizes['train']))
-    boxes = detections.box_counts(train, len(names))
     data['facts'] = dict(
         split_sizes=split_sizes,
         steps_per_epoch=cfg['steps_per_epoch'] or split_sizes['train'] // cfg['batch_size'],
@@ -100,14 +98,7 @@ def step(cfg, images, labels, data, global_step, lr, replica=(0, 1)):
         scope='YoloV3/')
     for flag in ('trainable_scopes', 'checkpoint_exclude_scopes'):
         model.check_scopes(flag, cfg[flag], model_variables)
-    scopes = model.scope_list(cfg['trainable_scopes'])
-    trained = [v for v in v1.trainable_variables() if v in model_variables
-               and mobilenet.in_scopes(v.op.name, scopes)]
-    if not trained:
-        raise UsageError('--trainable_scopes %s holds no trainable variable'
-                         % cfg['trainable_scopes'])
-    for variable in trained:
-        v1.add_to_collection(TRAINED, variable)
+    trained = model.trained_variables(cfg, model_variables)
     shape = tf.shape(images)
     loss, terms = yolo_loss.yolo_loss(
         outputs, labels[..., :4], tf.cast(labels[..., 4], tf.int32), cfg['anchor_boxes'],
@@ -119,7 +110,7 @@ def step(cfg, images, labels, data, global_step, lr, replica=(0, 1)):
     gradients = optimizer.compute_gradients(total / replica[1], var_list=trained)
     if cfg['freeze_backbone_epochs']:
         # The head alone learns first: the backbone's gradients are zero (its optimizer slots
-        # stay zero, so nothing moves it) until the epoch counter passes the frozen epochs.
+        # stay zero, so nothing moves it) until the steps of the frozen epochs are done.
         progress = tf.cast(global_step, tf.float32) / float(cfg['steps_per_epoch'])
         open_backbone = tf.cast(progress >= cfg['freeze_backbone_epochs'], tf.float32)
         gradients = [(g * open_backbone if g is not None and v.op.name.startswith('MobilenetV1/')

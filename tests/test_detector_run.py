@@ -197,3 +197,57 @@ def test_a_detector_checkpoint_without_its_config_is_one_line(run, tmp_path, cap
     assert evaluate.main([str(bare / 'model')]) == 2
     err = capsys.readouterr().err
     assert "a detector's checkpoint without the config.json" in err and 'Traceback' not in err
+
+
+def test_a_frozen_backbone_stays_as_loaded_then_trains(run, voc, tmp_path):
+    from checkpoints import reading
+    ckpt = str(tmp_path / 'stages')
+    flags = SMALL + ['--data_dir', voc, '--ckpt_dir', ckpt, '--steps_per_epoch', '2',
+                     '--load_pretrain', '1', '--pretrain_path', run, '--freeze_batch_norm', '1',
+                     '--freeze_backbone_epochs', '1']
+
+    def weights(prefix):
+        reader, shapes = reading.open_checkpoint(prefix)
+        return {name: reader.get_tensor(name) for name in shapes
+                if name.startswith(('MobilenetV1/', 'YoloV3/')) and '/Adam' not in name}
+
+    start = weights(os.path.join(run, 'model.ckpt-4'))
+    assert train.main(flags + ['--epochs', '1']) == 0
+    frozen = weights(os.path.join(ckpt, 'model.ckpt-2'))
+    backbone = [n for n in start if n.startswith('MobilenetV1/')]
+    assert all(np.array_equal(start[n], frozen[n]) for n in backbone)
+    assert not all(np.array_equal(start[n], frozen[n]) for n in start if n.startswith('YoloV3/'))
+    assert train.main(flags + ['--epochs', '2']) == 0
+    opened = weights(os.path.join(ckpt, 'model.ckpt-4'))
+    moved = [n for n in backbone if n.endswith('weights') and
+             not np.array_equal(frozen[n], opened[n])]
+    assert len(moved) == len([n for n in backbone if n.endswith('weights')])
+
+
+def test_resume_after_ctrl_c_is_exact(voc, tmp_path, monkeypatch):
+    """Two epochs straight, and the same run stopped by Ctrl-C in its third step then run
+    again: the same weights, as the order and augmentation are keyed by the step."""
+    from checkpoints import reading
+    from training import trainer
+    flags = SMALL + ['--data_dir', voc, '--steps_per_epoch', '2', '--seed', '5', '--epochs', '2']
+    straight, split = str(tmp_path / 'straight'), str(tmp_path / 'split')
+    assert train.main(flags + ['--ckpt_dir', straight]) == 0
+    real_update, updates = trainer.tqdm.update, []
+
+    def interrupting_update(self, n=1):
+        updates.append(n)
+        if len(updates) == 3:
+            raise KeyboardInterrupt
+        return real_update(self, n)
+
+    monkeypatch.setattr(trainer.tqdm, 'update', interrupting_update)
+    assert train.main(flags + ['--ckpt_dir', split]) == 130
+    monkeypatch.setattr(trainer.tqdm, 'update', real_update)
+    assert train.main(flags + ['--ckpt_dir', split]) == 0
+    a_reader, shapes = reading.open_checkpoint(os.path.join(straight, 'model.ckpt-4'))
+    b_reader, _ = reading.open_checkpoint(os.path.join(split, 'model.ckpt-4'))
+    compared = [name for name in shapes if not name.endswith('_seconds')]  # clocks differ
+    assert any(name.startswith('YoloV3/') for name in compared)
+    for name in compared:
+        np.testing.assert_allclose(a_reader.get_tensor(name), b_reader.get_tensor(name),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)

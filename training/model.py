@@ -63,6 +63,30 @@ def build_features(images, cfg, end_points):
         batch_norm_epsilon=cfg['batch_norm_epsilon'])
 
 
+# The graph collection of the variables a training step updates.
+TRAINED = 'trained_variables'
+
+
+def trained_variables(cfg, model_variables):
+    """The trainable ones of `model_variables` under --trainable_scopes (all where it is
+    empty), said once on the console when it chooses; UsageError when it holds none."""
+    scopes = scope_list(cfg['trainable_scopes'])
+    names = {v.op.name for v in model_variables}
+    trained = [v for v in v1.trainable_variables() if v.op.name in names
+               and mobilenet.in_scopes(v.op.name, scopes)]
+    if not trained:
+        raise UsageError('--trainable_scopes %s holds no trainable variable (only batch-norm '
+                         'statistics?)' % cfg['trainable_scopes'])
+    if scopes and not v1.get_collection(TRAINED):  # said once, not again for each replica
+        layers = sorted({'/'.join(v.op.name.split('/')[:2]) for v in trained})
+        print('Training %d of the %d model variables (--trainable_scopes %s): %s' % (
+            len(trained), len(model_variables), cfg['trainable_scopes'], ', '.join(layers)),
+            flush=True)
+    for variable in trained:
+        v1.add_to_collection(TRAINED, variable)
+    return trained
+
+
 def scope_list(text):
     """slim's comma-separated scopes as a list (matched as mobilenet.in_scopes matches them);
     '' is None (every variable)."""
