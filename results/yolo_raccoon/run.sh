@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # YOLOv3 on MobileNetV1 (width 0.75) on the raccoon photos (../shared/detection/raccoon: 160
 # train, 40 test), at 416, three starts with the same budget: the COCO SSD's backbone, the
-# ImageNet 0.75/192 classifier's, and none. Resumable: run it again and each run continues from
-# its last checkpoint (WORK keeps the runs). Usage: bash run.sh [coco_ssd|imagenet|scratch]...
+# ImageNet 0.75/192 classifier's, and none; and the COCO SSD start with the other box losses
+# (coco_ssd_ciou, coco_ssd_yolov3; the others use GIoU). Resumable: run it again and each run
+# continues from its last checkpoint (WORK keeps the runs).
+# Usage: bash run.sh [coco_ssd|imagenet|scratch|coco_ssd_ciou|coco_ssd_yolov3]...
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -23,6 +25,8 @@ for start in "${@:-coco_ssd imagenet scratch}"; do
     coco_ssd) flags="--load_pretrain 1 --pretrain_path $WORK/imports/coco_ssd" ;;
     imagenet) flags="--load_pretrain 1 --pretrain_path $WORK/imports/imagenet_0.75" ;;
     scratch)  flags="--freeze_backbone_epochs 0 --freeze_batch_norm 0" ;;
+    coco_ssd_ciou|coco_ssd_yolov3)
+              flags="--load_pretrain 1 --pretrain_path $WORK/imports/coco_ssd --box_loss ${start#coco_ssd_}" ;;
   esac
   # The yolo preset: 416, Adam 1e-3 cosine, batch 8, 60 epochs, head alone for 5.
   "$PYTHON" train.py --preset yolo --data_dir "$WORK/voc" --width 0.75 $flags \
