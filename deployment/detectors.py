@@ -277,8 +277,11 @@ def detect_split(model, split, category_ids, images=None):
     [milliseconds of each call]) of `model` on a Boxes split, photo by photo (letterboxed to
     its input size); photos that do not decode are left out (skipped_images())."""
     import time
+    from tqdm import tqdm
     found, scored, times = [], [], []
-    for index in range(split.num_images) if images is None else images:
+    indices = range(split.num_images) if images is None else images
+    for index in tqdm(indices, desc='detecting', unit='photo', leave=False,
+                      disable=len(indices) < 200):
         image, ok = pipeline.evaluation_example(split, index, model.input_size)
         if not ok:
             continue
