@@ -23,7 +23,7 @@ Presets change a few values on top of DEFAULTS (`--preset NAME`):
 
 DEFAULTS = dict(
     # Data
-    dataset='cifar10',            # 'cifar10' (python pickles), 'folder' (class subfolders of images) or 'tfrecord' (TF-Slim's shards); see datasets/
+    dataset='cifar10',            # 'cifar10' (python pickles), 'folder' (class subfolders of images), 'tfrecord' (TF-Slim's shards); detection: 'voc', 'coco', 'yolo'; see datasets/
     data_dir='cifar',             # the dataset's folder; CIFAR-10 is downloaded there if absent
     cifar_archive='',             # local cifar-10-python.tar.gz to extract instead of downloading
     val_size=0,                   # training images held out as a validation split (0: none; a folder's validation/ or val/ is used as is)

@@ -135,7 +135,8 @@ def parse_args(argv=None):
     parser.add_argument('--detections', metavar='JSON',
                         help="detectors: where to write the detections (COCO's result format "
                              'and file_name) (default: detections_SPLIT.json in the run\'s folder, '
-                             'or MODEL_STEM_detections_SPLIT.json beside a file)')
+                             'or STEM_FORMAT_detections_SPLIT.json beside a file, e.g. '
+                             'yolo_tflite_detections_test.json)')
     for key in ('score_threshold', 'iou_threshold', 'max_detections'):
         parser.add_argument('--' + key, type=type(config.DEFAULTS[key]), default=None,
                             help="detector checkpoints: %s (default: the run's); a frozen "
@@ -375,10 +376,12 @@ def evaluate_detector(args, model):
 
 
 def detections_path(model, split):
-    """Where the detections go unless --detections says: beside a file (STEM_detections_SPLIT
-    .json), in a run's folder (detections_SPLIT.json)."""
+    """Where the detections go unless --detections says: beside a file (STEM_FORMAT_detections_
+    SPLIT.json: a .pb and its .tflite, side by side, keep theirs apart), in a run's folder
+    (detections_SPLIT.json)."""
     if model.endswith(('.pb', '.tflite', '.onnx')):
-        return '%s_detections_%s.json' % (os.path.splitext(model)[0], split)
+        stem, extension = os.path.splitext(model)
+        return '%s_%s_detections_%s.json' % (stem, extension[1:], split)
     folder = model if os.path.isdir(model) else os.path.dirname(model)
     return os.path.join(folder, 'detections_%s.json' % split)
 

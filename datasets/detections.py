@@ -4,7 +4,10 @@ seeded, as a folder dataset's are), the class names, the COCO category id of eac
 what was skipped reading it."""
 import numpy as np
 
+from datasets import coco_layout
 from datasets import detection_layouts
+from datasets import voc_layout
+from datasets import yolo_layout
 from preflight.errors import DataError
 
 
@@ -15,12 +18,12 @@ def load(layout, data_dir, val_size=0, test_size=0, seed=0):
     problems = detection_layouts.Problems()
     image_ids = {}
     if layout == 'voc':
-        splits, names = detection_layouts.read_voc(data_dir, problems)
+        splits, names = voc_layout.read_voc(data_dir, problems)
         ids = list(range(1, len(names) + 1))
     elif layout == 'coco':
-        splits, names, ids, image_ids = detection_layouts.read_coco(data_dir, problems)
+        splits, names, ids, image_ids = coco_layout.read_coco(data_dir, problems)
     elif layout == 'yolo':
-        splits, names = detection_layouts.read_yolo(data_dir, problems)
+        splits, names = yolo_layout.read_yolo(data_dir, problems)
         ids = list(range(1, len(names) + 1))
     else:
         raise DataError('--dataset %r is not a detection layout (%s)'

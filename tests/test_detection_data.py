@@ -1,6 +1,7 @@
 """Detection data: the VOC, COCO and YOLO readers (boxes in pixels, splits, bad annotations
 skipped, counted and named), the carving of splits, box-safe augmentation and the letterbox."""
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -73,14 +74,31 @@ def test_voc_refuses_carving_a_split_it_has(tmp_path):
         detections.load('voc', str(tmp_path), test_size=2)
 
 
-def test_coco_json_keeps_category_ids_and_reads_each_split(tmp_path):
-    truth = detection_data.write_coco(str(tmp_path), count=8)
-    loaded = detections.load('coco', str(tmp_path))
+def _check_coco(loaded, truth):
+    """write_coco's folder, read: its category ids, its splits, its boxes."""
     assert loaded['label_names'] == ['bar', 'square'] and loaded['category_ids'] == [3, 7]
     assert loaded['train'].num_images == 6 and loaded['val'].num_images == 2
     for name, (boxes, classes) in _by_name(loaded['val']).items():
         np.testing.assert_allclose(boxes, np.array(truth[name][0], np.float32).reshape(-1, 4))
         assert classes.tolist() == truth[name][1]
+
+
+def test_coco_json_keeps_category_ids_and_reads_each_split(tmp_path):
+    truth = detection_data.write_coco(str(tmp_path), count=8)
+    loaded = detections.load('coco', str(tmp_path))
+    _check_coco(loaded, truth)
+
+
+def test_coco_as_roboflow_exports_it_each_split_folder_with_its_json(tmp_path):
+    truth = detection_data.write_coco(str(tmp_path), count=8)
+    os.rename(str(tmp_path / 'val'), str(tmp_path / 'valid'))
+    for split, folder in (('train', 'train'), ('val', 'valid')):
+        os.rename(str(tmp_path / 'annotations' / ('instances_%s.json' % split)),
+                  str(tmp_path / folder / '_annotations.coco.json'))
+    os.rmdir(str(tmp_path / 'annotations'))
+    loaded = detections.load('coco', str(tmp_path))
+    _check_coco(loaded, truth)
+    assert sorted(loaded['image_ids'].values()) == list(range(100, 108))
 
 
 def test_yolo_txt_normalised_boxes_become_pixels_and_bad_lines_are_named(tmp_path):
@@ -96,6 +114,57 @@ def test_yolo_txt_normalised_boxes_become_pixels_and_bad_lines_are_named(tmp_pat
     found = loaded['problems'].as_dict()
     assert found['boxes of an unknown class'] == 1
     assert found['label lines that are not `class cx cy w h`'] == 1
+
+
+def _roboflow_export(root, names_yaml):
+    """write_yolo's photos arranged as Roboflow exports them: train/ and valid/, each with
+    images/ and labels/, and a data.yaml."""
+    flat = os.path.join(root, 'flat')
+    truth = detection_data.write_yolo(flat, count=6)
+    for i, name in enumerate(sorted(truth)):
+        split = 'train' if i < 4 else 'valid'
+        stem = os.path.splitext(name)[0]
+        for kind, file in (('images', name), ('labels', stem + '.txt')):
+            os.makedirs(os.path.join(root, split, kind), exist_ok=True)
+            os.rename(os.path.join(flat, kind, file), os.path.join(root, split, kind, file))
+    with open(os.path.join(root, 'data.yaml'), 'w') as f:
+        f.write('train: ../train/images\nval: ../valid/images\n' + names_yaml)
+    return truth
+
+
+@pytest.mark.parametrize('names_yaml', ['nc: 2\nnames: [bar, square]\n',
+                                        "names:\n  0: bar\n  1: 'square'\n",
+                                        'names:\n- bar\n- square\n'])
+def test_yolo_as_roboflow_exports_it_with_ultralytics_data_yaml(tmp_path, names_yaml):
+    truth = _roboflow_export(str(tmp_path / 'export'), names_yaml)
+    loaded = detections.load('yolo', str(tmp_path / 'export'))
+    assert loaded['label_names'] == ['bar', 'square']
+    assert loaded['train'].num_images == 4 and loaded['val'].num_images == 2
+    for name, (boxes, classes) in {**_by_name(loaded['train']), **_by_name(loaded['val'])}.items():
+        np.testing.assert_allclose(boxes, np.array(truth[name][0], np.float32).reshape(-1, 4),
+                                   atol=0.01)
+        assert classes.tolist() == truth[name][1]
+
+
+@pytest.mark.parametrize('names_yaml,says', [
+    ('nc: 3\nnames: [bar, square]\n', r'data.yaml: nc is 3 but names lists 2 classes'),
+    ('names:\n  1: bar\n  2: square\n', r'data.yaml: names has keys \[1, 2\]; they must be the '
+                                          r'class indices 0 to 1'),
+    ('path: .\n', r"data.yaml: no class names under 'names'"),
+    ('names: [bar, null]\n', r"data.yaml: no class names under 'names'"),
+    ('names: [bar\n', r'data.yaml cannot be read as YAML \('),
+])
+def test_a_bad_data_yaml_is_one_line(tmp_path, names_yaml, says):
+    _roboflow_export(str(tmp_path), names_yaml)
+    with pytest.raises(DataError, match=says):
+        detections.load('yolo', str(tmp_path))
+
+
+def test_a_roboflow_split_without_labels_is_one_line(tmp_path):
+    _roboflow_export(str(tmp_path), 'names: [bar, square]\n')
+    shutil.rmtree(str(tmp_path / 'valid' / 'labels'))
+    with pytest.raises(DataError, match=r'valid has images/ but no labels/'):
+        detections.load('yolo', str(tmp_path))
 
 
 def test_a_folder_of_another_layout_is_one_line(tmp_path):

@@ -137,7 +137,7 @@ def test_frozen_detector_matches_the_checkpoint_in_every_runtime(run, frozen):
 def test_evaluate_scores_a_frozen_detector_on_its_runs_data(frozen, capsys):
     assert evaluate.main([frozen]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert last['dataset'] == 'voc' and last['detections'].endswith('yolo_detections_test.json')
+    assert last['dataset'] == 'voc' and last['detections'].endswith('yolo_pb_detections_test.json')
 
 
 def test_predict_prints_boxes_and_draws_them(run, tmp_path, capsys):

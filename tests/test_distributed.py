@@ -151,6 +151,29 @@ def test_two_workers_step_as_one_process_of_two_towers(capsys, tiny_cifar, tmp_p
     assert epochs_in(run) == [(1, 3), (2, 6), (3, 9)]
 
 
+def test_two_detector_workers_step_in_lockstep_and_the_chief_alone_writes(tmp_path):
+    from tests import detection_data
+    detection_data.write_voc(str(tmp_path / 'voc'), count=12)
+    run = tmp_path / 'run'
+    # The head alone in epoch 1, then every layer: both phases all-reduce the same gradients.
+    argv = ['--task', 'detect', '--width', '0.25', '--image_size', '64', '--head', 'lite',
+            '--head_depth', '16', '--batch_size', '4', '--eval_batch_size', '4', '--epochs', '2',
+            '--steps_per_epoch', '2', '--freeze_backbone_epochs', '1', '--freeze_batch_norm', '0',
+            '--warmup_epochs', '0', '--eval_every', '1', '--max_boxes', '4',
+            '--data_dir', str(tmp_path / 'voc'), '--ckpt_dir', str(run)]
+    processes, ports = start_workers(tmp_path, argv)
+    assert finish(processes) == [0, 0], log(tmp_path, 0)[-3000:] + log(tmp_path, 1)[-3000:]
+    steps = [json.loads((tmp_path / ('digests%d.json' % i)).read_text()) for i in (0, 1)]
+    assert len(steps[0]) == 4 and steps[0] == steps[1] and len(set(steps[0])) == 4
+    assert 'Worker 1 of 2 (localhost:%d): 2 images of each batch of 4' % ports[1] in log(tmp_path, 1)
+    records = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
+    assert [(r['epoch'], r['step']) for r in records] == [(1, 2), (2, 4)]
+    assert all(0 <= r['test_mAP50'] <= 1 for r in records)
+    files = os.listdir(run)
+    assert len([f for f in files if f.startswith('events.')]) == 1
+    assert json.loads((run / 'config.json').read_text())['workers'] == 2
+
+
 def pair_in_epoch_2(tiny_cifar, tmp_path):
     """(run, argv, processes, ports) of two workers a second into epoch 2 of 200 steps each,
     past epoch 1's checkpoint."""

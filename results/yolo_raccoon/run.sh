@@ -20,13 +20,17 @@ mkdir -p "$WORK/imports" "$WORK/runs"
   "$SHARED/published/mobilenet_v1_0.75_192_quant.tflite" "$WORK/imports/imagenet_0.75"
 grep -o -E 'avx512[a-z_0-9]*|avx2|amx[a-z_0-9]*' /proc/cpuinfo | sort -u > "$HERE/cpu_flags.txt"
 
-for start in "${@:-coco_ssd imagenet scratch}"; do
+starts=("$@")
+[ ${#starts[@]} -gt 0 ] || starts=(coco_ssd imagenet scratch)
+for start in "${starts[@]}"; do
   case $start in
     coco_ssd) flags="--load_pretrain 1 --pretrain_path $WORK/imports/coco_ssd" ;;
     imagenet) flags="--load_pretrain 1 --pretrain_path $WORK/imports/imagenet_0.75" ;;
     scratch)  flags="--freeze_backbone_epochs 0 --freeze_batch_norm 0" ;;
     coco_ssd_ciou|coco_ssd_yolov3)
               flags="--load_pretrain 1 --pretrain_path $WORK/imports/coco_ssd --box_loss ${start#coco_ssd_}" ;;
+    *) echo "run.sh: unknown start '$start' (coco_ssd, imagenet, scratch, coco_ssd_ciou, coco_ssd_yolov3)" >&2
+       exit 2 ;;
   esac
   # The yolo preset: 416, Adam 1e-3 cosine, batch 8, 60 epochs, head alone for 5.
   "$PYTHON" train.py --preset yolo --data_dir "$WORK/voc" --width 0.75 $flags \

@@ -2,7 +2,8 @@
 # Scores the raccoon runs of run.sh on the 40 test photos at 416 and 320 (each run's last
 # checkpoint: the test split also chose best/, so best/ would flatter), freezes the COCO-SSD
 # start to .pb, TFLite float32 and int8, and ONNX and scores each, and draws its predictions on
-# four test photos. Appends to metrics.jsonl. Usage: bash score.sh [coco_ssd|imagenet|scratch]...
+# four test photos. Appends to metrics.jsonl; writes how close the forms' boxes are to the .pb's
+# in frozen_agreement.jsonl. Usage: bash score.sh [coco_ssd|imagenet|scratch|coco_ssd_ciou|...]...
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -10,7 +11,9 @@ WORK=${WORK:-$ROOT/../data/yolo_raccoon}
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 cd "$ROOT"
 out=$HERE/metrics.jsonl
-for start in "${@:-coco_ssd imagenet scratch}"; do
+starts=("$@")
+[ ${#starts[@]} -gt 0 ] || starts=(coco_ssd imagenet scratch)
+for start in "${starts[@]}"; do
   run=$WORK/runs/${start}_416
   [ -f "$run/metrics.jsonl" ] || continue
   latest=$(ls "$run"/model.ckpt-*.index | sed 's/\.index$//' | sort -t- -k2 -n | tail -1)
@@ -20,7 +23,7 @@ for start in "${@:-coco_ssd imagenet scratch}"; do
       | "$PYTHON" -c "import json,sys; r=json.loads(sys.stdin.read()); r.update(start='$start', size=$size); print(json.dumps(r))" >> "$out"
   done
 done
-if [ -z "${*:-}" ] || [[ " $* " == *" coco_ssd "* ]]; then
+if [[ " ${starts[*]} " == *" coco_ssd "* ]]; then
   run=$WORK/runs/coco_ssd_416
   latest=$(ls "$run"/model.ckpt-*.index | sed 's/\.index$//' | sort -t- -k2 -n | tail -1)
   "$PYTHON" freeze_graph.py --ckpt "$latest" --output "$WORK/frozen/yolo416.pb" \
@@ -29,6 +32,11 @@ if [ -z "${*:-}" ] || [[ " $* " == *" coco_ssd "* ]]; then
     "$PYTHON" evaluate.py "$WORK/frozen/$model" | tail -1 \
       | "$PYTHON" -c "import json,sys; r=json.loads(sys.stdin.read()); r.update(start='coco_ssd', size=416, form='$model'); print(json.dumps(r))" >> "$out"
   done
+  # How close each form's boxes are to the .pb's (evaluate.py's detections beside each file).
+  F=$WORK/frozen
+  "$PYTHON" "$HERE/compare_detections.py" "$F/yolo416_pb_detections_test.json" \
+    "$F/yolo416_tflite_detections_test.json" "$F/yolo416_int8_tflite_detections_test.json" \
+    "$F/yolo416_onnx_detections_test.json" > "$HERE/frozen_agreement.jsonl"
   photos=$(sed -n '1,4p' "$WORK/voc/ImageSets/Main/test.txt" | sed "s|^|$WORK/voc/JPEGImages/|; s|$|.jpg|")
   "$PYTHON" predict.py "$WORK/frozen/yolo416.pb" $photos --output_dir "$WORK/drawn" > /dev/null
   "$PYTHON" "$HERE/contact_sheet.py" "$WORK/drawn" "$HERE/predictions.jpg"
