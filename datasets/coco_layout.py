@@ -15,30 +15,45 @@ ROBOFLOW_COCO = '_annotations.coco.json'
 def read_coco(data_dir, problems):
     """({split: Boxes}, class names, COCO category ids in class order, {image path: its COCO
     image id}) of a COCO folder (_coco_files)."""
-    splits, categories, image_ids = {}, None, {}
-    for split, path, images_dir in _coco_files(data_dir):
-        splits[split], cats, ids = _read_coco_file(path, images_dir, problems)
-        image_ids.update(ids)
+    files, categories, parents, used = [], None, set(), set()
+    for split, path, images_dir in _coco_files(data_dir, problems):
+        images, annotations, cats, supers = _load_coco_file(path)
         if categories is None:
             categories = cats
         elif cats != categories:
             raise DataError("%s: its categories differ from the other split's" % path)
+        parents |= supers
+        used |= {annotation.get('category_id') for annotation in annotations}
+        files.append((split, images, annotations, images_dir))
+    # Roboflow's export lists its project as category 0, the supercategory of every other one,
+    # and no box is of it: no class to learn, nor one the detector is scored on.
+    categories = {i: name for i, name in categories.items() if i in used or name not in parents}
     ids = sorted(categories)
+    splits, image_ids = {}, {}
+    for split, images, annotations, images_dir in files:
+        splits[split], found = _read_coco_images(images, annotations, images_dir, ids, problems)
+        image_ids.update(found)
     return splits, [categories[i] for i in ids], ids, image_ids
 
 
-def _coco_files(data_dir):
+def _coco_files(data_dir, problems):
     """[(split, instances file, its images folder)]: annotations/instances_<split>*.json (train,
     val, test) with its images in the folder named as the file's suffix (instances_val2017.json:
     val2017/), else images/; or Roboflow's export, <split>/_annotations.coco.json beside its
-    images (train/, valid/, test/)."""
+    images (train/, valid/, test/). Instances files of no split are named in `problems`."""
     folder = os.path.join(data_dir, 'annotations')
     files = [name for name in sources.listdir(folder) if name.startswith('instances_')
              and name.endswith('.json')] if os.path.isdir(folder) else []
+    exported = [(split, os.path.join(data_dir, name)) for split, name in (
+        (split, layouts.first_folder(data_dir, names, inside=ROBOFLOW_COCO))
+        for split, names in layouts.SPLIT_FOLDERS.items()) if name]
+    if files and exported:
+        raise DataError('--data_dir %s holds both annotations/instances_*.json and %s: two '
+                        'arrangements of a COCO folder, of which only one would be read; move '
+                        'the other out' % (data_dir, ', '.join(
+                            os.path.join(os.path.basename(images), ROBOFLOW_COCO)
+                            for _, images in exported)))
     if not files:
-        exported = [(split, os.path.join(data_dir, name)) for split, name in (
-            (split, layouts.first_folder(data_dir, names, inside=ROBOFLOW_COCO))
-            for split, names in layouts.SPLIT_FOLDERS.items()) if name]
         if not exported:
             raise DataError('--data_dir %s: no annotations/instances_*.json, nor train/%s (a '
                             'COCO folder)' % (data_dir, ROBOFLOW_COCO))
@@ -49,12 +64,11 @@ def _coco_files(data_dir):
         split = next((s for s, words in layouts.SPLIT_FOLDERS.items()
                       if any(suffix.startswith(w) for w in words)), None)
         if split is None:
+            problems.add('instances files of no split (train, val, test)', name)
             continue
         if split in found:
-            raise DataError('%s: two instances files for its %s split (%s); keep one'
-                            % (folder, split, ', '.join(sorted(
-                                n for n in files if n[len('instances_'):].startswith(
-                                    suffix.rstrip('0123456789'))))))
+            raise DataError('%s: two instances files for its %s split (%s, %s); keep one' % (
+                folder, split, os.path.basename(found[split][0]), name))
         found[split] = (os.path.join(folder, name), next(
             (d for d in (os.path.join(data_dir, suffix), os.path.join(data_dir, 'images', suffix),
                          os.path.join(data_dir, 'images')) if os.path.isdir(d)),
@@ -65,15 +79,28 @@ def _coco_files(data_dir):
     return [(split, path, images) for split, (path, images) in found.items()]
 
 
-def _read_coco_file(path, images_dir, problems):
+def _load_coco_file(path):
+    """(images, annotations, {category id: name}, the supercategories of categories named
+    otherwise) of an instances file."""
     try:
         with open(path, encoding='utf-8') as f:
             content = json.load(f)
-        images, annotations = content['images'], content.get('annotations', [])
+        images, annotations = content['images'], content.get('annotations') or []
+        if not isinstance(images, list) or not isinstance(annotations, list) or not all(
+                isinstance(item, dict) for item in images + annotations):
+            raise TypeError('images and annotations must be lists of objects')
         categories = {int(c['id']): str(c['name']) for c in content['categories']}
+        parents = {str(c['supercategory']) for c in content['categories']
+                   if c.get('supercategory') not in (None, c['name'])}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError('%s: not a COCO instances file (%s)' % (path, e)) from e
-    index = {cid: i for i, cid in enumerate(sorted(categories))}
+    return images, annotations, categories, parents
+
+
+def _read_coco_images(images, annotations, images_dir, ids, problems):
+    """(Boxes, {image path: its COCO image id}) of an instances file's images, classes indexing
+    category `ids`."""
+    index = {cid: i for i, cid in enumerate(ids)}
     by_image = collections.defaultdict(list)
     for annotation in annotations:
         by_image[annotation.get('image_id')].append(annotation)
@@ -91,7 +118,10 @@ def _read_coco_file(path, images_dir, problems):
         if not name or not os.path.isfile(image_path):
             problems.add('images listed but missing', name or str(image.get('id')))
             continue
-        size = (int(image.get('height') or 0), int(image.get('width') or 0))
+        try:
+            size = (int(image.get('height') or 0), int(image.get('width') or 0))
+        except (TypeError, ValueError):
+            size = (0, 0)  # read from the file, as when not given
         if not all(size):
             try:
                 size = layouts.image_size(image_path)
@@ -119,4 +149,4 @@ def _read_coco_file(path, images_dir, problems):
             ignored.append(crowd)
         builder.add(image_path, size, boxes, classes, ignored)
         image_ids[image_path] = image.get('id')
-    return builder.split(), categories, image_ids
+    return builder.split(), image_ids

@@ -75,10 +75,16 @@ def check_box(box, size, name, problems, label=None):
 
 
 def image_size(path):
-    """(height, width) of an image file as decoded (EXIF rotation applied), from its header."""
-    with Image.open(path) as image:
-        width, height = image.size
-        orientation = image.getexif().get(0x0112, 1)
+    """(height, width) of an image file as decoded (EXIF rotation applied), from its header;
+    OSError when it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError as e:
+        # Pillow refuses an image of over 179 megapixels with this, not an OSError: the image is
+        # skipped and named as the decoder does it (image_files).
+        raise OSError(str(e)) from e
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 

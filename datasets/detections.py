@@ -29,7 +29,8 @@ def load(layout, data_dir, val_size=0, test_size=0, seed=0):
         raise DataError('--dataset %r is not a detection layout (%s)'
                         % (layout, ', '.join(detection_layouts.LAYOUTS)))
     if not names:
-        raise DataError('--data_dir %s: no class has a box' % data_dir)
+        raise DataError('--data_dir %s: no class has a box (%s)' % (
+            data_dir, '; '.join(problems.lines()) or 'no annotation names one'))
     empty = detection_layouts.empty_split()
     train = splits.get('train', empty)
     val, test = splits.get('val', empty), splits.get('test', empty)

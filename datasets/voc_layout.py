@@ -22,8 +22,12 @@ def read_voc(data_dir, problems, class_names=None):
         for name in names:
             path = os.path.join(main, name)
             if os.path.isfile(path):
-                with open(path, encoding='utf-8') as f:
-                    listed[split] = [line.split()[0] for line in f if line.strip()]
+                try:
+                    with open(path, encoding='utf-8-sig') as f:  # -sig: a BOM is no stem's
+                        listed[split] = [line.split()[0] for line in f if line.strip()]
+                except UnicodeDecodeError as e:
+                    raise DataError('%s is not UTF-8 text (byte %d: %s); save it as UTF-8'
+                                    % (path, e.start, e.reason)) from None
     if not listed:
         listed['train'] = [name[:-4] for name in sources.listdir(annotations)
                            if name.endswith('.xml')]
@@ -105,6 +109,9 @@ def _parse_voc(root, stem, problems):
     objects = []
     for obj in tree.findall('object'):
         label = _text(obj, 'name', '')
+        if not label:
+            problems.add('boxes without a class name', os.path.basename(xml_path))
+            continue
         bndbox = obj.find('bndbox')
         try:
             xmin, ymin, xmax, ymax = (float(_text(bndbox, key)) for key in

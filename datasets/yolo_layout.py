@@ -16,15 +16,18 @@ def read_yolo(data_dir, problems):
     """({split: Boxes}, class names) of a YOLO folder: images/ and labels/ (each with train/,
     val/, test/ subfolders, or flat: all 'train'), or Roboflow's export (train/, valid/, test/,
     each with images/ and labels/); a label file per image (same stem, .txt: `class cx cy w h`
-    normalised to the image; none or empty: no object); the class names in one of YOLO_NAMES."""
+    normalised to the image; none or empty: no object, but a split with none at all is refused);
+    the class names in one of YOLO_NAMES."""
     names = _yolo_names(data_dir)
     splits = {}
     for split, image_dir, label_dir in _yolo_folders(data_dir, problems):
-        builder = layouts.Builder()
+        builder, stems = layouts.Builder(), set()
         for name in sources.listdir(image_dir):
             if not name.lower().endswith(sources.IMAGE_EXTENSIONS) or os.path.isdir(
                     os.path.join(image_dir, name)):  # folders: named by _yolo_folders
                 continue
+            stem = os.path.splitext(name)[0]
+            stems.add(stem)
             path = os.path.join(image_dir, name)
             try:
                 size = layouts.image_size(path)
@@ -32,21 +35,38 @@ def read_yolo(data_dir, problems):
                 problems.add('images that cannot be read', name)
                 continue
             boxes, classes = _read_yolo_labels(
-                os.path.join(label_dir, os.path.splitext(name)[0] + '.txt'), size, len(names),
-                name, problems)
+                os.path.join(label_dir, stem + '.txt'), size, len(names), name, problems)
             builder.add(path, size, boxes, classes, [False] * len(classes))
+        found = sources.listdir(label_dir) if os.path.isdir(label_dir) else []
+        labels = {n[:-len('.txt')] for n in found if n.endswith('.txt') and n not in YOLO_NAMES}
+        if stems and not stems & labels:
+            # A labels folder missing, empty, or not split as images/ is: every image of the split
+            # would be read as one of no object.
+            raise DataError('%s: no label file for any of the %d images in %s (a .txt of the '
+                            "image's name, of `class cx cy w h` lines)"
+                            % (label_dir, len(stems), image_dir))
+        # Boxes of an image not read (none of that name, or a .webp) would be lost without a word.
+        for stem in sorted(labels - stems):
+            problems.add('label files with no image of their name (%s)' % ', '.join(
+                sources.IMAGE_EXTENSIONS), os.path.relpath(
+                    os.path.join(label_dir, stem + '.txt'), data_dir))
         splits[split] = builder.split()
     return splits, names
 
 
 def _yolo_folders(data_dir, problems):
-    """[(split, image folder, label folder)] of a YOLO folder, in one of its two arrangements;
-    folders inside them, which are not read, named in `problems`."""
+    """[(split, image folder, label folder)] of a YOLO folder, in one of its two arrangements
+    (DataError when it has both); what is in them but not read named in `problems`."""
     images_root = os.path.join(data_dir, 'images')
     exported = {split: os.path.join(data_dir, name) for split, name in (
         (split, layouts.first_folder(data_dir, names, inside='images'))
         for split, names in layouts.SPLIT_FOLDERS.items()) if name}
-    if exported and not os.path.isdir(images_root):  # Roboflow's train/images, valid/images...
+    if exported and os.path.isdir(images_root):
+        raise DataError('--data_dir %s holds both images/ and %s: two arrangements of a YOLO '
+                        'folder, of which only one would be read; move the other out' % (
+                            data_dir, ', '.join(os.path.basename(folder) + '/images/'
+                                                for folder in exported.values())))
+    if exported:  # Roboflow's train/images, valid/images...
         for folder in exported.values():
             if not os.path.isdir(os.path.join(folder, 'labels')):
                 raise DataError('%s has images/ but no labels/ (a .txt of `class cx cy w h` lines '
@@ -64,8 +84,12 @@ def _yolo_folders(data_dir, problems):
         subfolders = {split: layouts.first_folder(images_root, names)
                       for split, names in layouts.SPLIT_FOLDERS.items()}
         for name in sources.listdir(images_root):
-            if os.path.isdir(os.path.join(images_root, name)) and name not in subfolders.values():
-                problems.add('folders in images/ that are not a split (train, val, test)', name)
+            if os.path.isdir(os.path.join(images_root, name)):
+                if name not in subfolders.values():
+                    problems.add('folders in images/ that are not a split (train, val, test)',
+                                 name)
+            elif any(subfolders.values()) and name.lower().endswith(sources.IMAGE_EXTENSIONS):
+                problems.add('images in images/ itself, beside its split folders', name)
         if not any(subfolders.values()):
             return [('train', images_root, os.path.join(data_dir, 'labels'))]
         folders = [(split, os.path.join(images_root, sub), os.path.join(data_dir, 'labels', sub))
@@ -87,8 +111,7 @@ def _yolo_names(data_dir):
             YOLO_NAMES)))
     if path.endswith('.yaml'):
         return _yaml_names(path)
-    with open(path, encoding='utf-8-sig') as f:  # -sig: a BOM is no part of a name
-        lines = [line.strip() for line in f]
+    lines = [line.strip() for line in _read_text(path).split('\n')]
     while lines and not lines[-1]:
         lines.pop()
     if '' in lines:
@@ -101,12 +124,29 @@ def _yolo_names(data_dir):
     return lines
 
 
+def _read_text(path):
+    try:
+        with open(path, encoding='utf-8-sig') as f:  # -sig: a BOM is no part of a name
+            return f.read()
+    except OSError as e:
+        raise DataError('%s cannot be read (%s)' % (path, e.strerror or e)) from None
+    except UnicodeDecodeError as e:
+        raise DataError('%s is not UTF-8 text (byte %d: %s); save it as UTF-8'
+                        % (path, e.start, e.reason)) from None
+
+
 def _yaml_names(path):
     import yaml
+
+    class TextLoader(yaml.SafeLoader):
+        """YAML whose plain scalars are the text written (null aside): a class named no, on, 01
+        or 1.10 is not false, true, 1 or 1.1."""
+
+    for tag in ('bool', 'int', 'float', 'timestamp'):
+        TextLoader.add_constructor('tag:yaml.org,2002:' + tag, yaml.SafeLoader.construct_yaml_str)
     try:
-        with open(path, encoding='utf-8-sig') as f:
-            spec = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
+        spec = yaml.load(_read_text(path), Loader=TextLoader)
+    except yaml.YAMLError as e:
         raise DataError('%s cannot be read as YAML (%s)' % (
             path, str(e).splitlines()[0] if str(e) else type(e).__name__)) from None
     names = spec.get('names') if isinstance(spec, dict) else None
@@ -116,16 +156,16 @@ def _yaml_names(path):
         except (TypeError, ValueError):
             by_index = {}
         if sorted(by_index) != list(range(len(names))):
-            raise DataError('%s: names has keys %s; they must be the class indices 0 to %d'
-                            % (path, sorted(names, key=str), len(names) - 1))
+            raise DataError('%s: names has keys [%s]; they must be the class indices 0 to %d'
+                            % (path, ', '.join(sorted(str(k) for k in names)), len(names) - 1))
         names = [by_index[i] for i in range(len(names))]
     if not isinstance(names, list) or not names or any(
-            not isinstance(n, (str, int, float)) or str(n).strip() == '' for n in names):
+            not isinstance(n, str) or not n.strip() for n in names):
         raise DataError("%s: no class names under 'names' (names: [cat, dog], or '0: cat' "
                         "lines under it)" % path)
-    if 'nc' in spec and spec['nc'] != len(names):
+    if 'nc' in spec and str(spec['nc']) != str(len(names)):
         raise DataError('%s: nc is %s but names lists %d classes' % (path, spec['nc'], len(names)))
-    return [str(n).strip() for n in names]
+    return [n.strip() for n in names]
 
 
 def _read_yolo_labels(path, size, num_classes, name, problems):
@@ -133,7 +173,7 @@ def _read_yolo_labels(path, size, num_classes, name, problems):
         return [], []
     height, width = size
     boxes, classes = [], []
-    with open(path, encoding='utf-8', errors='replace') as f:
+    with open(path, encoding='utf-8-sig', errors='replace') as f:  # -sig: Notepad's BOM
         for line in f:
             fields = line.split()
             if not fields:

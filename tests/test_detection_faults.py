@@ -2,7 +2,10 @@
 or flag, or is counted and named, never silently wrong boxes or figures."""
 import json
 import os
+import shutil
+import struct
 import types
+import zlib
 
 import numpy as np
 import pytest
@@ -179,3 +182,197 @@ def test_predict_will_not_draw_over_the_photo_itself(tmp_path):
     with pytest.raises(UsageError, match='would write the drawn photo over'):
         predict.detect(args, _FakeDetector({}))
     assert open(photo, 'rb').read() == before
+
+
+def _yolo_splits(root, folder, names_yaml='names: [bar, square]\n'):
+    """write_yolo's 6 photos in splits, as Ultralytics or Roboflow lay them out: 4 'train' and 2
+    'val' images and labels, each kind in folder(split, kind); and a data.yaml."""
+    truth = detection_data.write_yolo(str(root / 'flat'), count=6)
+    for i, name in enumerate(sorted(truth)):
+        split = 'train' if i < 4 else 'val'
+        for kind, file in (('images', name), ('labels', name[:-4] + '.txt')):
+            os.makedirs(str(root / folder(split, kind)), exist_ok=True)
+            os.rename(str(root / 'flat' / kind / file), str(root / folder(split, kind) / file))
+    shutil.rmtree(str(root / 'flat'))
+    (root / 'data.yaml').write_bytes(names_yaml.encode('utf-8'))
+    return truth
+
+
+def _ultralytics(split, kind):
+    return os.path.join(kind, split)
+
+
+def _roboflow(split, kind):
+    return os.path.join('valid' if split == 'val' else split, kind)
+
+
+def test_yolo_a_split_of_no_label_file_is_one_line(tmp_path):
+    # Ultralytics' images/ in split folders, its labels/ not: no image would have a box.
+    _yolo_splits(tmp_path / 'a', _ultralytics)
+    for split in ('train', 'val'):
+        for name in os.listdir(str(tmp_path / 'a' / 'labels' / split)):
+            os.rename(str(tmp_path / 'a' / 'labels' / split / name),
+                      str(tmp_path / 'a' / 'labels' / name))
+    with pytest.raises(DataError, match=r'labels/train: no label file for any of the 4 images '
+                                        r'in .*images/train'):
+        detections.load('yolo', str(tmp_path / 'a'))
+    _yolo_splits(tmp_path / 'b', _roboflow)
+    for name in os.listdir(str(tmp_path / 'b' / 'valid' / 'labels')):
+        os.remove(str(tmp_path / 'b' / 'valid' / 'labels' / name))
+    with pytest.raises(DataError, match=r'valid/labels: no label file for any of the 2 images'):
+        detections.load('yolo', str(tmp_path / 'b'))
+
+
+def test_yolo_label_files_of_no_image_read_are_named(tmp_path):
+    _yolo_splits(tmp_path, _roboflow)
+    os.remove(str(tmp_path / 'train' / 'images' / 'p0.png'))
+    Image.open(str(tmp_path / 'train' / 'images' / 'p1.png')).save(
+        str(tmp_path / 'train' / 'images' / 'p1.webp'))
+    os.remove(str(tmp_path / 'train' / 'images' / 'p1.png'))
+    (tmp_path / 'train' / 'labels' / 'classes.txt').write_text('bar\nsquare\n')  # labelImg's
+    loaded = detections.load('yolo', str(tmp_path))
+    assert loaded['problems'].lines() == [
+        'Skipped 2 label files with no image of their name (.jpg, .jpeg, .png, .bmp, .gif): '
+        'train/labels/p0.txt, train/labels/p1.txt']
+
+
+def test_yolo_images_outside_the_split_folders_read_are_named_or_refused(tmp_path):
+    _yolo_splits(tmp_path, _ultralytics)
+    Image.new('RGB', (8, 8)).save(str(tmp_path / 'images' / 'stray.JPG'))
+    loaded = detections.load('yolo', str(tmp_path))
+    assert loaded['problems'].as_dict() == {
+        'images in images/ itself, beside its split folders': 1}
+    os.makedirs(str(tmp_path / 'valid' / 'images'))
+    os.makedirs(str(tmp_path / 'valid' / 'labels'))
+    with pytest.raises(DataError, match=r'holds both images/ and valid/images/: two arrangements '
+                                        r'of a YOLO folder'):
+        detections.load('yolo', str(tmp_path))
+
+
+def test_yolo_data_yaml_names_are_the_text_written(tmp_path):
+    # Plain YAML would read no, on and 01 as false, true and 1: classes renamed.
+    _yolo_splits(tmp_path, _ultralytics, '\ufeffpath: .\r\ntrain: images/train\r\n'
+                                          "nc: '4'\r\nnames:\r\n  '0': no\r\n  1: on\r\n"
+                                          '  2: 01\r\n  3: 1.10\r\n')
+    assert detections.load('yolo', str(tmp_path))['label_names'] == ['no', 'on', '01', '1.10']
+
+
+@pytest.mark.parametrize('file', ['classes.txt', 'data.yaml'])
+def test_yolo_names_not_in_utf8_are_one_line(tmp_path, file):
+    _yolo_splits(tmp_path, _roboflow)
+    (tmp_path / file).write_bytes('names: [bar, carré]\n'.encode('latin-1'))
+    with pytest.raises(DataError, match=r'%s is not UTF-8 text \(byte 17: invalid continuation '
+                                        r'byte\); save it as UTF-8' % file):
+        detections.load('yolo', str(tmp_path))
+
+
+def test_yolo_label_files_saved_with_a_bom_are_read(tmp_path):
+    truth = detection_data.write_yolo(str(tmp_path), count=4)
+    path = tmp_path / 'labels' / 'p0.txt'
+    path.write_text('\ufeff' + path.read_text(), encoding='utf-8')
+    loaded = detections.load('yolo', str(tmp_path))
+    assert not loaded['problems'].count()
+    assert loaded['train'].classes[0].tolist() == truth['p0.png'][1]
+
+
+def _png_header(width, height):
+    """A PNG that says it is width x height, without the pixels."""
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack(
+            '>I', zlib.crc32(kind + data))
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack(
+        '>IIBBBBB', width, height, 8, 2, 0, 0, 0)) + chunk(b'IEND', b'')
+
+
+def test_an_image_too_large_for_pillow_is_skipped_and_named(tmp_path):
+    detection_data.write_yolo(str(tmp_path), count=4)
+    (tmp_path / 'images' / 'p0.png').write_bytes(_png_header(20000, 20000))
+    loaded = detections.load('yolo', str(tmp_path))
+    assert loaded['problems'].lines() == ['Skipped 1 images that cannot be read: p0.png']
+
+
+def _roboflow_coco(root):
+    """write_coco's folder as Roboflow exports it: train/ and valid/ each with its
+    _annotations.coco.json, whose category 0 is the project, the supercategory of the others."""
+    truth = detection_data.write_coco(str(root), count=8)
+    os.rename(str(root / 'val'), str(root / 'valid'))
+    for split, folder in (('train', 'train'), ('val', 'valid')):
+        path = root / 'annotations' / ('instances_%s.json' % split)
+        content = json.loads(path.read_text())
+        content['categories'] = [dict(id=0, name='shapes', supercategory='none')] + [
+            dict(c, supercategory='shapes') for c in content['categories']]
+        (root / folder / '_annotations.coco.json').write_text(json.dumps(content))
+        os.remove(str(path))
+    os.rmdir(str(root / 'annotations'))
+    return truth
+
+
+def test_coco_roboflow_project_category_is_no_class(tmp_path):
+    _roboflow_coco(tmp_path)
+    loaded = detections.load('coco', str(tmp_path))
+    assert loaded['label_names'] == ['bar', 'square'] and loaded['category_ids'] == [3, 7]
+    assert {c for classes in loaded['train'].classes for c in classes.tolist()} == {0, 1}
+    # Both arrangements in one folder: which to read is not clear.
+    detection_data.write_coco(str(tmp_path / 'other'), count=4)
+    os.rename(str(tmp_path / 'other' / 'annotations'), str(tmp_path / 'annotations'))
+    with pytest.raises(DataError, match=r'holds both annotations/instances_\*.json and '
+                                        r'train/_annotations.coco.json, valid/'):
+        detections.load('coco', str(tmp_path))
+
+
+def test_coco_instances_files_of_no_split_or_the_same_one_are_named(tmp_path):
+    detection_data.write_coco(str(tmp_path), count=6)
+    annotations = tmp_path / 'annotations'
+    shutil.copy(str(annotations / 'instances_val.json'),
+                str(annotations / 'instances_minival.json'))  # COCO 2014's: read as no split
+    assert detections.load('coco', str(tmp_path))['problems'].as_dict() == {
+        'instances files of no split (train, val, test)': 1}
+    shutil.copy(str(annotations / 'instances_val.json'), str(annotations / 'instances_valid.json'))
+    with pytest.raises(DataError, match=r'two instances files for its val split '
+                                        r'\(instances_val.json, instances_valid.json\)'):
+        detections.load('coco', str(tmp_path))
+
+
+@pytest.mark.parametrize('damage, says', [
+    (lambda c: c['annotations'].append([1, 2]), 'images and annotations must be lists of objects'),
+    (lambda c: c.update(images={'p0.png': 100}), 'images and annotations must be lists of objects'),
+    (lambda c: c.update(annotations=None), None),
+    (lambda c: c['images'][0].update(height='tall'), None),  # read from the file
+], ids=['an annotation not an object', 'images an object', 'annotations null', 'height a word'])
+def test_coco_files_of_odd_shapes_are_one_line(tmp_path, damage, says):
+    detection_data.write_coco(str(tmp_path), count=6)
+    path = tmp_path / 'annotations' / 'instances_train.json'
+    content = json.loads(path.read_text())
+    damage(content)
+    path.write_text(json.dumps(content))
+    if says:
+        with pytest.raises(DataError, match='instances_train.json: not a COCO instances file '
+                                            r'\(%s\)' % says):
+            detections.load('coco', str(tmp_path))
+    else:
+        assert detections.load('coco', str(tmp_path))['train'].sizes[0] == (64, 96)
+
+
+def test_voc_objects_without_a_name_and_odd_image_lists(tmp_path):
+    detection_data.write_voc(str(tmp_path), count=8)
+    path = tmp_path / 'Annotations' / 'photo_00.xml'
+    path.write_text(path.read_text().replace('<name>', '<label>').replace('</name>', '</label>'))
+    image_list = tmp_path / 'ImageSets' / 'Main' / 'train.txt'
+    image_list.write_text('\ufeff' + image_list.read_text().replace('\n', '\r\n'),
+                          encoding='utf-8')
+    loaded = detections.load('voc', str(tmp_path))
+    assert loaded['label_names'] == ['bar', 'square']  # no class ''
+    assert loaded['problems'].lines() == ['Skipped 1 boxes without a class name: photo_00.xml']
+    image_list.write_bytes(b'photo_00\nphoto_\xe9\n')
+    with pytest.raises(DataError, match=r'train.txt is not UTF-8 text \(byte 15'):
+        detections.load('voc', str(tmp_path))
+
+
+def test_no_class_with_a_box_says_what_was_skipped(tmp_path):
+    detection_data.write_voc(str(tmp_path), count=4, splits=(('train', 1.0),))
+    for name in os.listdir(str(tmp_path / 'JPEGImages')):
+        os.rename(str(tmp_path / 'JPEGImages' / name),
+                  str(tmp_path / 'JPEGImages' / (name[:-4] + '.tif')))
+    with pytest.raises(DataError, match=r'no class has a box \(Skipped 4 annotations whose image '
+                                        r'is missing: photo_00.xml'):
+        detections.load('voc', str(tmp_path))
