@@ -38,7 +38,14 @@ non-max suppression inside:
     scores   float32 [max]; classes int32 [max]; count int32 (rows past it are zero)
 
 Its int8 TFLite runs the convolutions in 8 bits and the decoding in float32 (float32 input
-and outputs); OUTPUT.json says the anchors, thresholds and class names.
+and outputs); OUTPUT.json says the anchors, thresholds and class names. For runtimes without a
+suppression op (OpenCV's dnn reads the ONNX file), --nms 0 leaves it out:
+
+    candidate_boxes   float32 [1, N, 4]  every anchor's box, x1, y1, x2, y2 in input pixels
+    candidate_scores  float32 [1, N, C]  its objectness x each class's probability
+
+to suppress with cv2.dnn.NMSBoxesBatched (score_threshold, iou_threshold from OUTPUT.json);
+evaluate.py and predict.py run such files, suppressing as the graph would.
 """
 import argparse
 import json
@@ -83,6 +90,10 @@ def parse_args(argv=None):
                              "(default: float32; none for --image_size dynamic)")
     parser.add_argument('--onnx', action='store_true',
                         help='also write OUTPUT.onnx (tf2onnx), the graph ONNX Runtime runs')
+    parser.add_argument('--nms', type=command_line.parse_bool, default=True, metavar='BOOL',
+                        help="a detector: 0 leaves non-max suppression out, giving every "
+                             "anchor's box and scores, for runtimes without a suppression op "
+                             "(OpenCV's dnn) (default: 1)")
     parser.add_argument('--calibration_images', type=int, default=500,
                         help='training images that calibrate the int8 model (default: %(default)s)')
     command_line.add_data_flags(parser, 'int8 calibration', ('dataset', 'data_dir', 'cifar_archive'))
@@ -142,6 +153,10 @@ def freeze_graph(args):
     from deployment import detectors
     if detectors.is_detector(run) and not args.backbone:
         return write(args, *detector_files(args, prefix, run))
+    if not args.nms:
+        raise errors.UsageError('--nms 0: %s has no suppression to leave out; --nms is for a '
+                                "detector's run (train.py --task detect)" % (
+                                    'a backbone' if args.backbone else 'a classifier'))
     if args.backbone:
         backbone = backbone_of(args, cfg)
         made = dict(metadata=freezing.backbone_metadata(cfg, backbone, prefix), labels=None)
@@ -164,13 +179,13 @@ def detector_files(args, prefix, run):
     overrides = dict(image_size=args.image_size)
     cfg = detectors.resolve_config(prefix, run, overrides)  # UsageError for a size it cannot take
     labels = run['label_names']
-    made = dict(labels=labels, metadata=detectors.metadata(cfg, labels, prefix, run))
+    made = dict(labels=labels, metadata=detectors.metadata(cfg, labels, prefix, run, args.nms))
     calibration = detectors.calibration_set(
         dict(run, **{k: v for k, v in vars(args).items() if k in ('dataset', 'data_dir')
                      and v is not None}), args.calibration_images, cfg['image_size']) \
         if 'int8' in args.tflite_kinds else None
-    graph_def = detectors.freeze(prefix, cfg, len(labels))
-    outputs = list(detectors.detector.OUTPUT_NODES)
+    graph_def = detectors.freeze(prefix, cfg, len(labels), args.nms)
+    outputs = detectors.output_nodes(args.nms)
     return prefix, made, graph_def, outputs, outputs, calibration, dict(outputs=outputs)
 
 

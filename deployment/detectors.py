@@ -8,6 +8,8 @@ Every form takes one image, float32 [1, S, S, 3] raw 0..255 RGB pixels letterbox
     scores   float32 [max]     best first
     classes  int32 [max]       class index (the run's label_names)
     count    int32             detections kept; rows past it are zero
+Frozen without suppression (.json 'suppression': false), a file gives every anchor's box and
+class scores (tasks/detector.CANDIDATE_NODES) and the detectors here suppress as the graph would.
 """
 import json
 import os
@@ -21,6 +23,7 @@ from checkpoints import reading
 from checkpoints import run_files
 from datasets import detections
 from deployment import freezing
+from detection import postprocess
 from pipelines import detection as pipeline
 from preflight.errors import DataError, ModelError, UsageError
 from tasks import detector
@@ -85,23 +88,29 @@ def restore(sess, prefix, cfg):
     reading.assign_from_checkpoint(sess, prefix, reader, matched)
 
 
-def freeze(prefix, cfg, num_classes):
-    """The frozen GraphDef (batch norm folded) of the detector at cfg's image_size."""
+def output_nodes(suppress):
+    return list(detector.OUTPUT_NODES if suppress else detector.CANDIDATE_NODES)
+
+
+def freeze(prefix, cfg, num_classes, suppress=True):
+    """The frozen GraphDef (batch norm folded) of the detector at cfg's image_size, with or
+    without its suppression."""
     with tf.Graph().as_default() as graph, v1.Session() as sess:
-        detector.inference_graph(cfg, num_classes)
+        detector.inference_graph(cfg, num_classes, suppress=suppress)
         restore(sess, prefix, cfg)
-        outputs = list(detector.OUTPUT_NODES)
+        outputs = output_nodes(suppress)
         frozen = v1.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), outputs)
     return optimize_for_inference_lib.optimize_for_inference(
         frozen, [detector.INPUT_NODE], outputs, tf.float32.as_datatype_enum, toco_compatible=True)
 
 
-def metadata(cfg, labels, prefix, run):
+def metadata(cfg, labels, prefix, run, suppress=True):
     """What a frozen detector's .json says: its input, outputs, classes and thresholds, and
     the data its run trained on (evaluate.py scores that unless told otherwise)."""
-    return dict(task='detect', input=detector.INPUT_NODE, outputs=list(detector.OUTPUT_NODES),
-                input_size=cfg['image_size'], input_layout='NHWC', input_channels='RGB',
-                input_range=[0, 255], resize='letterbox: scaled to fit, centred on grey 128',
+    return dict(task='detect', input=detector.INPUT_NODE, outputs=output_nodes(suppress),
+                suppression=suppress, input_size=cfg['image_size'], input_layout='NHWC',
+                input_channels='RGB', input_range=[0, 255],
+                resize='letterbox: scaled to fit, centred on grey 128',
                 box_format='x1, y1, x2, y2 in input pixels', labels=labels,
                 num_classes=len(labels), anchors=cfg['anchor_boxes'],
                 score_threshold=cfg['score_threshold'], iou_threshold=cfg['iou_threshold'],
@@ -134,9 +143,43 @@ class _Detector:
     input_size = None
     labels = None
     run = None
+    outputs_named = detector.OUTPUT_NODES
+    suppression = None  # of a file frozen without its own
 
     def detect(self, image):
+        found = self.run_model(np.asarray(image, np.float32)[None])
+        return self.suppression(*found) if self.suppression else found
+
+    def run_model(self, images):
+        """The model's outputs (outputs_named) for images [1, S, S, 3]."""
         raise NotImplementedError
+
+    def read_info(self, info):
+        self.input_size, self.labels, self.run = info['input_size'], info['labels'], info['data']
+        self.frozen_with = {k: info.get(k) for k in ('score_threshold', 'iou_threshold',
+                                                     'max_detections')}
+        if not info.get('suppression', True):
+            self.outputs_named = detector.CANDIDATE_NODES
+            self.suppression = _Suppression(self.frozen_with, len(self.labels), self.input_size)
+
+
+class _Suppression:
+    """The frozen graph's own suppression (postprocess.select, its thresholds), for a file
+    frozen without it: (boxes [1, N, 4], scores [1, N, C]) -> (boxes, scores, classes, count)."""
+
+    def __init__(self, thresholds, num_classes, size):
+        graph = tf.Graph()
+        with graph.as_default():
+            self.boxes = v1.placeholder(tf.float32, [1, None, 4])
+            self.scores = v1.placeholder(tf.float32, [1, None, num_classes])
+            self.found = postprocess.select(
+                self.boxes[0], self.scores[0], thresholds['score_threshold'],
+                thresholds['iou_threshold'], thresholds['max_detections'], size=(size, size))
+        graph.finalize()
+        self.sess = v1.Session(graph=graph)
+
+    def __call__(self, boxes, scores):
+        return self.sess.run(self.found, {self.boxes: boxes, self.scores: scores})
 
 
 class CheckpointDetector(_Detector):
@@ -150,8 +193,8 @@ class CheckpointDetector(_Detector):
         self.graph.finalize()
         self.input_size, self.labels, self.run = cfg['image_size'], run['label_names'], run
 
-    def detect(self, image):
-        return self.sess.run(self.outputs, {self.images: np.asarray(image, np.float32)[None]})
+    def run_model(self, images):
+        return self.sess.run(self.outputs, {self.images: images})
 
 
 class FrozenDetector(_Detector):
@@ -163,13 +206,12 @@ class FrozenDetector(_Detector):
         with self.graph.as_default():
             v1.import_graph_def(graph_def, name='')
         self.sess = v1.Session(graph=self.graph)
+        self.read_info(info)
         self.images = self.graph.get_tensor_by_name(detector.INPUT_NODE + ':0')
-        self.outputs = [self.graph.get_tensor_by_name(n + ':0') for n in detector.OUTPUT_NODES]
-        self.input_size, self.labels, self.run = info['input_size'], info['labels'], info['data']
-        self.frozen_with = _frozen_with(info)
+        self.outputs = [self.graph.get_tensor_by_name(n + ':0') for n in self.outputs_named]
 
-    def detect(self, image):
-        return self.sess.run(self.outputs, {self.images: np.asarray(image, np.float32)[None]})
+    def run_model(self, images):
+        return self.sess.run(self.outputs, {self.images: images})
 
 
 class TFLiteDetector(_Detector):
@@ -178,17 +220,15 @@ class TFLiteDetector(_Detector):
         self.interpreter = Interpreter(model_path=path)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
+        self.read_info(info)
         names = {d['name']: d for d in self.interpreter.get_output_details()}
         self.outputs = [names[next(n for n in names if n.split(':')[0] == node)]
-                        for node in detector.OUTPUT_NODES]
-        self.input_size, self.labels, self.run = info['input_size'], info['labels'], info['data']
-        self.frozen_with = _frozen_with(info)
+                        for node in self.outputs_named]
 
-    def detect(self, image):
-        pixels = np.asarray(image, np.float32)[None]
+    def run_model(self, images):
         if self.input['dtype'] == np.uint8:
-            pixels = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
-        self.interpreter.set_tensor(self.input['index'], pixels)
+            images = np.clip(np.round(images), 0, 255).astype(np.uint8)
+        self.interpreter.set_tensor(self.input['index'], images)
         self.interpreter.invoke()
         found = []
         for detail in self.outputs:
@@ -204,16 +244,11 @@ class ONNXDetector(_Detector):
     def __init__(self, path, info):
         import onnxruntime
         self.session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
-        self.input_size, self.labels, self.run = info['input_size'], info['labels'], info['data']
-        self.frozen_with = _frozen_with(info)
+        self.read_info(info)
 
-    def detect(self, image):
-        return self.session.run([n + ':0' for n in detector.OUTPUT_NODES], {
-            detector.INPUT_NODE + ':0': np.asarray(image, np.float32)[None]})
-
-
-def _frozen_with(info):
-    return {k: info.get(k) for k in ('score_threshold', 'iou_threshold', 'max_detections')}
+    def run_model(self, images):
+        return self.session.run([n + ':0' for n in self.outputs_named],
+                                {detector.INPUT_NODE + ':0': images})
 
 
 def frozen_info(path):
@@ -229,7 +264,7 @@ def frozen_info(path):
 
 
 def _has_detector_outputs(path):
-    """Whether a frozen file gives the detector's outputs (boxes, scores, classes, count)."""
+    """Whether a frozen file gives a detector's outputs (with its suppression or without)."""
     try:
         if path.endswith('.pb'):
             graph_def = v1.GraphDef()
@@ -246,7 +281,7 @@ def _has_detector_outputs(path):
                      .graph.output}
     except Exception:  # noqa: unreadable here: the classifier's loader names what is wrong
         return False
-    return set(detector.OUTPUT_NODES) <= names
+    return set(detector.OUTPUT_NODES) <= names or set(detector.CANDIDATE_NODES) <= names
 
 
 def load(path, overrides=None):

@@ -116,7 +116,7 @@ def architecture_overrides(args):
 
 def flag_type(default):
     if isinstance(default, bool):
-        return _parse_bool
+        return parse_bool
     return type(default)
 
 
@@ -134,7 +134,7 @@ _towers.metavar = 'N|auto'
 FLAG_TYPES = dict(towers=_towers)
 
 
-def _parse_bool(text):
+def parse_bool(text):
     value = {'1': True, 'true': True, 'yes': True, '0': False, 'false': False, 'no': False}
     if text.lower() not in value:
         raise argparse.ArgumentTypeError('expected 1/0 or true/false, got %r' % text)

@@ -32,6 +32,9 @@ BEST_METRIC = 'mAP50'
 # The frozen detector's node names (freeze_graph.py, deployment/).
 INPUT_NODE = 'input'
 OUTPUT_NODES = ('boxes', 'scores', 'classes', 'count')
+# Frozen without suppression (freeze_graph.py --nms 0, for runtimes without a suppression op,
+# such as OpenCV's dnn): every anchor's box [1, N, 4] and class scores [1, N, C].
+CANDIDATE_NODES = ('candidate_boxes', 'candidate_scores')
 
 
 def load_data(cfg):
@@ -210,14 +213,18 @@ def summary(record, best):
                 best_mAP50=round(float(best), 6))
 
 
-def inference_graph(cfg, num_classes, image_size=None):
+def inference_graph(cfg, num_classes, image_size=None, suppress=True):
     """input [1, S, S, 3] raw pixels (letterboxed) -> MobileNetV1 -> YOLOv3 -> decoding and
     per-class suppression: (input, [boxes [max, 4] x1 y1 x2 y2 in input pixels, scores [max],
-    classes int32 [max], count int32]) under OUTPUT_NODES' names."""
+    classes int32 [max], count int32]) under OUTPUT_NODES' names; without `suppress`, (input,
+    [boxes [1, N, 4], scores [1, N, C]]) of every anchor, under CANDIDATE_NODES' names."""
     size = image_size or cfg['image_size']
     images = v1.placeholder(tf.float32, [1, size, size, 3], name=INPUT_NODE)
     outputs = model.build_detector(images, cfg, num_classes, is_training=False)
     boxes, values = postprocess.decode(outputs, cfg['anchor_boxes'], strides(cfg))
+    if not suppress:
+        return images, [tf.identity(t, name=name) for t, name in zip((boxes, values),
+                                                                     CANDIDATE_NODES)]
     found = postprocess.select(boxes[0], values[0], cfg['score_threshold'],
                                cfg['iou_threshold'], cfg['max_detections'], size=(size, size))
     return images, [tf.identity(t, name=name) for t, name in zip(found, OUTPUT_NODES)]

@@ -140,6 +140,47 @@ def test_evaluate_scores_a_frozen_detector_on_its_runs_data(frozen, capsys):
     assert last['dataset'] == 'voc' and last['detections'].endswith('yolo_pb_detections_test.json')
 
 
+def test_frozen_without_suppression_runs_in_opencv_and_scores_as_with_it(run, frozen, tmp_path,
+                                                                         capsys):
+    import cv2
+    import onnxruntime
+    from pipelines import detection
+    raw = str(tmp_path / 'raw.pb')
+    assert freeze_graph.main(['--ckpt', run, '--output', raw, '--tflite', 'float32', '--nms', '0',
+                              '--onnx']) == 0
+    with open(str(tmp_path / 'raw.json')) as f:
+        info = json.load(f)
+    assert info['suppression'] is False
+    assert info['outputs'] == ['candidate_boxes', 'candidate_scores']
+    # OpenCV's dnn, which runs no suppression op, reads the ONNX file and gives ONNX Runtime's
+    # candidates: every anchor of the 8x8, 4x4 and 2x2 maps of a 64x64 input, 3 a cell.
+    image = detection.letterbox(detection_data.photo(3)[0], 64)[0].astype(np.float32)[None]
+    theirs = onnxruntime.InferenceSession(str(tmp_path / 'raw.onnx')).run(
+        ['candidate_boxes:0', 'candidate_scores:0'], {'input:0': image})
+    assert theirs[0].shape == (1, 3 * (64 + 16 + 4), 4) and theirs[1].shape == (1, 252, 2)
+    net = cv2.dnn.readNet(str(tmp_path / 'raw.onnx'))
+    net.setInput(image)
+    ours = dict(zip(net.getUnconnectedOutLayersNames(), net.forward(
+        net.getUnconnectedOutLayersNames())))
+    np.testing.assert_allclose(ours['candidate_boxes:0'].reshape(1, -1, 4), theirs[0], atol=1e-3)
+    np.testing.assert_allclose(ours['candidate_scores:0'].reshape(1, -1, 2), theirs[1], atol=1e-5)
+    # The detectors suppress as the graph would: its detections, and its figures (to near-ties
+    # of this untrained model's scores, which runtimes may order apart).
+    suppressed = _detect(frozen, image[0])
+    for got, want in zip(_detect(raw, image[0]), suppressed):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    figures = []
+    for path in (frozen, raw, str(tmp_path / 'raw.tflite'), str(tmp_path / 'raw.onnx')):
+        assert evaluate.main([path]) == 0
+        last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        figures.append((last['mAP50'], last['AP']))
+    np.testing.assert_allclose(figures, figures[:1] * 4, atol=2e-3)
+    assert freeze_graph.main(['--ckpt', run, '--output', str(tmp_path / 'b.pb'), '--backbone',
+                              'detection', '--nms', '0']) == 2
+    assert ('freeze_graph.py: error: --nms 0: a backbone has no suppression to leave out'
+            in capsys.readouterr().err)
+
+
 def test_predict_prints_boxes_and_draws_them(run, tmp_path, capsys):
     from PIL import Image
     paths = []

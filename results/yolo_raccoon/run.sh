@@ -5,13 +5,23 @@
 # (coco_ssd_ciou, coco_ssd_yolov3; the others use GIoU). Resumable: run it again and each run
 # continues from its last checkpoint (WORK keeps the runs).
 # Usage: bash run.sh [coco_ssd|imagenet|scratch|coco_ssd_ciou|coco_ssd_yolov3]...
-set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-SHARED=${SHARED:-$ROOT/../shared}
-WORK=${WORK:-$ROOT/../data/yolo_raccoon}
-PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
-cd "$ROOT"
+source "$(dirname "$0")/paths.sh"
+
+flags_of() {  # train.py's flags of a start (beside the yolo preset's)
+  case $1 in
+    coco_ssd) echo "--load_pretrain 1 --pretrain_path $WORK/imports/coco_ssd" ;;
+    imagenet) echo "--load_pretrain 1 --pretrain_path $WORK/imports/imagenet_0.75" ;;
+    scratch)  echo "--freeze_backbone_epochs 0 --freeze_batch_norm 0" ;;
+    coco_ssd_ciou|coco_ssd_yolov3)
+              echo "--load_pretrain 1 --pretrain_path $WORK/imports/coco_ssd --box_loss ${1#coco_ssd_}" ;;
+    *) echo "run.sh: unknown start '$1' (coco_ssd, imagenet, scratch, coco_ssd_ciou, coco_ssd_yolov3)" >&2
+       return 2 ;;
+  esac
+}
+starts=("$@")
+[ ${#starts[@]} -gt 0 ] || starts=(coco_ssd imagenet scratch)
+for start in "${starts[@]}"; do flags_of "$start" > /dev/null; done
+
 mkdir -p "$WORK/imports" "$WORK/runs"
 [ -d "$WORK/voc" ] || "$PYTHON" "$HERE/make_voc.py" "$SHARED/detection/raccoon" "$WORK/voc"
 [ -f "$WORK/imports/coco_ssd.index" ] || "$PYTHON" import_weights.py \
@@ -20,20 +30,9 @@ mkdir -p "$WORK/imports" "$WORK/runs"
   "$SHARED/published/mobilenet_v1_0.75_192_quant.tflite" "$WORK/imports/imagenet_0.75"
 grep -o -E 'avx512[a-z_0-9]*|avx2|amx[a-z_0-9]*' /proc/cpuinfo | sort -u > "$HERE/cpu_flags.txt"
 
-starts=("$@")
-[ ${#starts[@]} -gt 0 ] || starts=(coco_ssd imagenet scratch)
 for start in "${starts[@]}"; do
-  case $start in
-    coco_ssd) flags="--load_pretrain 1 --pretrain_path $WORK/imports/coco_ssd" ;;
-    imagenet) flags="--load_pretrain 1 --pretrain_path $WORK/imports/imagenet_0.75" ;;
-    scratch)  flags="--freeze_backbone_epochs 0 --freeze_batch_norm 0" ;;
-    coco_ssd_ciou|coco_ssd_yolov3)
-              flags="--load_pretrain 1 --pretrain_path $WORK/imports/coco_ssd --box_loss ${start#coco_ssd_}" ;;
-    *) echo "run.sh: unknown start '$start' (coco_ssd, imagenet, scratch, coco_ssd_ciou, coco_ssd_yolov3)" >&2
-       exit 2 ;;
-  esac
   # The yolo preset: 416, Adam 1e-3 cosine, batch 8, 60 epochs, head alone for 5.
-  "$PYTHON" train.py --preset yolo --data_dir "$WORK/voc" --width 0.75 $flags \
+  "$PYTHON" train.py --preset yolo --data_dir "$WORK/voc" --width 0.75 $(flags_of "$start") \
     --ckpt_dir "$WORK/runs/${start}_416" 2>&1 | grep --line-buffered -v 'step/s' \
     | tee -a "$HERE/train_${start}_416.log"
   cp "$WORK/runs/${start}_416/metrics.jsonl" "$HERE/metrics_${start}_416.jsonl"

@@ -3,13 +3,9 @@
 # checkpoint: the test split also chose best/, so best/ would flatter), freezes the COCO-SSD
 # start to .pb, TFLite float32 and int8, and ONNX and scores each, and draws its predictions on
 # four test photos. Appends to metrics.jsonl; writes how close the forms' boxes are to the .pb's
-# in frozen_agreement.jsonl. Usage: bash score.sh [coco_ssd|imagenet|scratch|coco_ssd_ciou|...]...
-set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-WORK=${WORK:-$ROOT/../data/yolo_raccoon}
-PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
-cd "$ROOT"
+# in frozen_agreement.jsonl, and OpenCV's on the model frozen without suppression in
+# opencv_check.json. Usage: bash score.sh [coco_ssd|imagenet|scratch|coco_ssd_ciou|...]...
+source "$(dirname "$0")/paths.sh"
 out=$HERE/metrics.jsonl
 starts=("$@")
 [ ${#starts[@]} -gt 0 ] || starts=(coco_ssd imagenet scratch)
@@ -37,6 +33,14 @@ if [[ " ${starts[*]} " == *" coco_ssd "* ]]; then
   "$PYTHON" "$HERE/compare_detections.py" "$F/yolo416_pb_detections_test.json" \
     "$F/yolo416_tflite_detections_test.json" "$F/yolo416_int8_tflite_detections_test.json" \
     "$F/yolo416_onnx_detections_test.json" > "$HERE/frozen_agreement.jsonl"
+  # Without suppression (--nms 0), for OpenCV's dnn: its boxes against the .pb's.
+  "$PYTHON" freeze_graph.py --ckpt "$latest" --output "$F/yolo416_nms0.pb" --onnx --nms 0
+  for model in yolo416_nms0.pb yolo416_nms0.tflite yolo416_nms0.onnx; do
+    "$PYTHON" evaluate.py "$F/$model" | tail -1 \
+      | "$PYTHON" -c "import json,sys; r=json.loads(sys.stdin.read()); r.update(start='coco_ssd', size=416, form='$model'); print(json.dumps(r))" >> "$out"
+  done
+  "$PYTHON" "$HERE/opencv_check.py" "$F/yolo416_nms0.onnx" "$F/yolo416.pb" "$WORK/voc" \
+    | tail -1 > "$HERE/opencv_check.json"
   photos=$(sed -n '1,4p' "$WORK/voc/ImageSets/Main/test.txt" | sed "s|^|$WORK/voc/JPEGImages/|; s|$|.jpg|")
   "$PYTHON" predict.py "$WORK/frozen/yolo416.pb" $photos --output_dir "$WORK/drawn" > /dev/null
   "$PYTHON" "$HERE/contact_sheet.py" "$WORK/drawn" "$HERE/predictions.jpg"
